@@ -1,0 +1,36 @@
+#pragma once
+// Writes a file under a temporary name in the same folder and renames it into place on
+// commit(), so a reader never sees a half-written file. Destroying the writer without
+// commit() removes the temporary file.
+#include <cstdio>
+#include <filesystem>
+#include <span>
+#include <string_view>
+
+namespace stepdown {
+
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::filesystem::path target);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(std::span<const std::byte> bytes);
+  void write(std::string_view text);
+  // Bytes written so far.
+  uint64_t offset() const { return offset_; }
+  // Flushes, syncs and renames the temporary file to the target.
+  void commit();
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  std::FILE* file_ = nullptr;
+  uint64_t offset_ = 0;
+};
+
+// Writes `text` to `path` atomically.
+void write_file_atomic(const std::filesystem::path& path, std::string_view text);
+
+}  // namespace stepdown

@@ -1,0 +1,71 @@
+#include "stepdown/core/dtype.h"
+
+#include <array>
+#include <cctype>
+
+#include "stepdown/core/error.h"
+
+namespace stepdown {
+
+namespace {
+
+// Block sizes and byte counts follow ggml's type traits: QK8_0 = QK4_0 = QK5_0 = 32,
+// QK_K = 256 with the super-block structs block_q4_K (144 B), block_q5_K (176 B) and
+// block_q6_K (210 B).
+constexpr std::array kInfos = {
+    DTypeInfo{DType::F32, "F32", 1, 4},      DTypeInfo{DType::F16, "F16", 1, 2},
+    DTypeInfo{DType::BF16, "BF16", 1, 2},    DTypeInfo{DType::Q8_0, "Q8_0", 32, 34},
+    DTypeInfo{DType::Q4_0, "Q4_0", 32, 18},  DTypeInfo{DType::Q4_1, "Q4_1", 32, 20},
+    DTypeInfo{DType::Q5_0, "Q5_0", 32, 22},  DTypeInfo{DType::Q5_1, "Q5_1", 32, 24},
+    DTypeInfo{DType::Q4_K, "Q4_K", 256, 144}, DTypeInfo{DType::Q5_K, "Q5_K", 256, 176},
+    DTypeInfo{DType::Q6_K, "Q6_K", 256, 210},
+};
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<DType> dtype_from_ggml_id(uint32_t id) {
+  for (const DTypeInfo& info : kInfos) {
+    if (static_cast<uint32_t>(info.dtype) == id) return info.dtype;
+  }
+  return std::nullopt;
+}
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const DTypeInfo& info : kInfos) {
+    if (equals_ignore_case(info.name, name)) return info.dtype;
+  }
+  return std::nullopt;
+}
+
+const DTypeInfo& dtype_info(DType dtype) {
+  for (const DTypeInfo& info : kInfos) {
+    if (info.dtype == dtype) return info;
+  }
+  raise<InvalidArgument>("dtype_info: unknown DType value {}", static_cast<uint32_t>(dtype));
+}
+
+size_t dtype_bytes(DType dtype, int64_t elems) {
+  const DTypeInfo& info = dtype_info(dtype);
+  if (elems < 0 || elems % info.block_elems != 0) {
+    raise<InvalidArgument>("{} stores values in blocks of {}, but {} values were given", info.name,
+                           info.block_elems, elems);
+  }
+  return static_cast<size_t>(elems / info.block_elems) * static_cast<size_t>(info.block_bytes);
+}
+
+double dtype_bits_per_weight(DType dtype) {
+  const DTypeInfo& info = dtype_info(dtype);
+  return 8.0 * static_cast<double>(info.block_bytes) / static_cast<double>(info.block_elems);
+}
+
+}  // namespace stepdown

@@ -1,0 +1,16 @@
+#pragma once
+// GGUF v2 and v3 reading (format: ggml's docs/gguf.md). Every metadata value type is
+// read, arrays nested to any depth; tensor data starts at the next multiple of
+// general.alignment (default 32) after the tensor infos.
+#include <filesystem>
+
+#include "stepdown/io/model_file.h"
+
+namespace stepdown::io {
+
+// True when the file starts with the "GGUF" magic.
+bool looks_like_gguf(std::span<const std::byte> head);
+
+ModelFile open_gguf(const std::filesystem::path& path);
+
+}  // namespace stepdown::io

@@ -1,0 +1,35 @@
+#pragma once
+// Matrix-vector and matrix-matrix products over weights in any stored format. The model
+// calls these with a format descriptor and a pointer; it never sees an intrinsic.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "stepdown/core/dtype.h"
+#include "stepdown/core/thread_pool.h"
+
+namespace stepdown::kernels {
+
+// A weight matrix W (rows, cols) stored row by row in `dtype`; row r starts at
+// data + r * row_stride bytes.
+struct WeightMatrix {
+  DType dtype = DType::F32;
+  const std::byte* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t row_stride = 0;
+};
+
+// dst (n) = src row of n values in `dtype`, decoded exactly as ggml's dequantize_row_*.
+void dequantize_row(DType dtype, const std::byte* src, float* dst, int64_t n);
+
+// Sum of a[i] * b[i] over n floats.
+float dot_f32(const float* a, const float* b, int64_t n);
+
+// y (rows) = W (rows, cols) @ x (cols), threads over rows.
+void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool);
+
+// Y (n_tokens, rows) = X (n_tokens, cols) @ W^T, threads over rows. For prefill.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+}  // namespace stepdown::kernels

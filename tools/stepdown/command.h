@@ -1,0 +1,25 @@
+#pragma once
+// Subcommands register themselves here, so each lives in its own file and main.cpp does
+// not change when one is added. A command's setup function adds a CLI11 subcommand and
+// its callback; the callback returns the process exit code.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace stepdown::cli {
+
+using CommandSetup = std::function<void(CLI::App& app, int& exit_code)>;
+
+struct CommandEntry {
+  std::string name;
+  CommandSetup setup;
+};
+
+std::vector<CommandEntry>& command_registry();
+
+// Adds a subcommand; call from a namespace-scope initializer in the command's file.
+bool register_command(std::string name, CommandSetup setup);
+
+}  // namespace stepdown::cli
