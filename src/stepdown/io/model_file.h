@@ -23,6 +23,16 @@ std::string_view model_format_name(ModelFormat format);
 // qwen2, qwen3 and gemma3 files.
 inline constexpr std::string_view kRopeLayoutKey = "stepdown.rope.layout";
 
+// Metadata key holding the path of a tokenizer file that goes with the model
+// (tokenizer.json in a Hugging Face directory, or the file given in OpenOptions).
+inline constexpr std::string_view kTokenizerPathKey = "stepdown.tokenizer.path";
+
+// RoPE scaling beyond GGUF's standard keys, set by the Hugging Face loader for
+// rope_scaling {"rope_type": "llama3", ...}: "{arch}.rope.scaling.type" = "llama3" with
+// "{arch}.rope.scaling.factor", "{arch}.rope.scaling.original_context_length" and these:
+inline constexpr std::string_view kRopeLowFreqFactorSuffix = ".rope.scaling.low_freq_factor";
+inline constexpr std::string_view kRopeHighFreqFactorSuffix = ".rope.scaling.high_freq_factor";
+
 struct ModelFile {
   ModelFormat format = ModelFormat::GGUF;
   std::filesystem::path path;
