@@ -20,7 +20,12 @@ struct WeightMatrix {
   size_t row_stride = 0;
 };
 
-// dst (n) = src row of n values in `dtype`, decoded exactly as ggml's dequantize_row_*.
+// Throws InvalidArgument naming the format and both numbers unless n is a whole number of
+// `dtype` blocks.
+void check_row_length(DType dtype, int64_t n);
+
+// dst (n) = src row of n values in `dtype`, decoded bit for bit as ggml's dequantize_row_*.
+// n must be a whole number of blocks (InvalidArgument otherwise).
 void dequantize_row(DType dtype, const std::byte* src, float* dst, int64_t n);
 
 // Sum of a[i] * b[i] over n floats.
