@@ -122,6 +122,24 @@ void DotRowsFloat(const WeightMatrix& w, int64_t row_begin, int64_t row_end, con
 
 float DotF32(const float* a, const float* b, int64_t n) { return DotOneToken<F32Weights>(a, b, n); }
 
+float SumF32(const float* a, int64_t n) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d), acc2 = hn::Zero(d), acc3 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 4 * lanes <= n; i += 4 * lanes) {
+    acc0 = hn::Add(acc0, hn::LoadU(d, a + i));
+    acc1 = hn::Add(acc1, hn::LoadU(d, a + i + lanes));
+    acc2 = hn::Add(acc2, hn::LoadU(d, a + i + 2 * lanes));
+    acc3 = hn::Add(acc3, hn::LoadU(d, a + i + 3 * lanes));
+  }
+  for (; i + lanes <= n; i += lanes) acc0 = hn::Add(acc0, hn::LoadU(d, a + i));
+  acc0 = hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3));
+  float sum = hn::GetLane(hn::SumOfLanes(d, acc0));
+  for (; i < n; ++i) sum += a[i];
+  return sum;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace stepdown::kernels
 HWY_AFTER_NAMESPACE();
@@ -131,6 +149,7 @@ namespace stepdown::kernels {
 
 HWY_EXPORT(DotRowsFloat);
 HWY_EXPORT(DotF32);
+HWY_EXPORT(SumF32);
 
 void dot_rows_float(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
                     float* y, int64_t y_stride) {
@@ -138,6 +157,8 @@ void dot_rows_float(const WeightMatrix& w, int64_t row_begin, int64_t row_end, c
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
+
+float sum_f32(const float* a, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumF32)(a, n); }
 
 }  // namespace stepdown::kernels
 #endif  // HWY_ONCE
