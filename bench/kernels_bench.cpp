@@ -5,7 +5,8 @@
 //   build/bench/kernels_bench [--benchmark_filter=Q4_1]
 //
 // Counters: bytes_per_s (weight bytes read per second), flop_per_s (2 * rows * cols per
-// call), of_probe (bytes_per_s over the probe's GB/s at the same thread count).
+// call), of_probe (bytes_per_s over the probe's GB/s at the same thread count); for the
+// prefill matmul, flop_per_s and tokens_per_s.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -99,6 +100,23 @@ void bm_matvec(benchmark::State& state, DType dtype, Shape shape, int threads, d
       benchmark::Counter(bytes / (probe_gb_per_s * 1e9), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Prefill: Y (n_tokens, rows) = X (n_tokens, cols) @ W^T over one copy of the weights.
+void bm_matmul(benchmark::State& state, DType dtype, Shape shape, int64_t n_tokens, int threads) {
+  const WeightCopies& copies = weight_copies(dtype, shape);
+  stepdown::ThreadPool pool(threads);
+  const std::vector<float> x = stepdown::kernels::test::random_vector(static_cast<size_t>(shape.cols * n_tokens), 7);
+  std::vector<float> y(static_cast<size_t>(shape.rows * n_tokens));
+  for (auto _ : state) {
+    stepdown::kernels::matmul(copies.copy(0), x.data(), n_tokens, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["flop_per_s"] = benchmark::Counter(2.0 * static_cast<double>(shape.rows * shape.cols * n_tokens),
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(static_cast<double>(n_tokens), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,6 +144,15 @@ int main(int argc, char** argv) {
                                              shape.cols, threads);
         benchmark::RegisterBenchmark(name.c_str(), bm_matvec, dtype, shape, threads, probe[threads])->UseRealTime();
       }
+    }
+  }
+  constexpr Shape kPrefillShape{1536, 768};  // 768 = 3 * 256, so K-quants fit too
+  for (DType dtype : kFormats) {
+    for (int threads : {1, 2}) {
+      const std::string name = fmt::format("matmul/{}/{}x{}/tokens:64/threads:{}", stepdown::dtype_name(dtype),
+                                           kPrefillShape.rows, kPrefillShape.cols, threads);
+      benchmark::RegisterBenchmark(name.c_str(), bm_matmul, dtype, kPrefillShape, int64_t{64}, threads)
+          ->UseRealTime();
     }
   }
   benchmark::RunSpecifiedBenchmarks();
