@@ -12,7 +12,8 @@ struct BandwidthOptions {
   size_t buffer_bytes = 0;
   // Threads reading at once, each a contiguous slice; 0 uses every hardware thread.
   int threads = 0;
-  // Timed passes; the fastest one is reported (the others lost time to other processes).
+  // Timed passes. The fastest is reported, because slower passes mostly lose time to
+  // other processes on the host.
   int runs = 5;
 };
 

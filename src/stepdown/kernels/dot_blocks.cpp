@@ -105,14 +105,16 @@ template <int kBytesTotal, bool kHasOffset, bool kHasHighBits>
 struct Legacy32Row {
   static constexpr int kElems = 32, kBytes = kBytesTotal;
   static constexpr int kQsOffset = 2 + (kHasOffset ? 2 : 0) + (kHasHighBits ? 4 : 0);
-  // Q4_0 centres codes at 8, Q5_0 at 16; affine formats keep them unsigned.
-  static constexpr int32_t kBias = kHasOffset ? 0 : (kHasHighBits ? 16 : 8);
+  static constexpr int kQhOffset = kHasOffset ? 4 : 2;
+  // Q4_0 centres its codes at 8 and Q5_0 at 16. Affine formats keep them unsigned.
+  static constexpr int32_t kSymmetricBias = kHasHighBits ? 16 : 8;
+  static constexpr int32_t kBias = kHasOffset ? 0 : kSymmetricBias;
 
   template <class Acc>
   static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
     const float d = load_f16(b);
     const float m = kHasOffset ? load_f16(b + 2) : 0.0f;
-    const uint32_t qh = kHasHighBits ? load_u32(b + 2 + (kHasOffset ? 2 : 0)) : 0;
+    const uint32_t qh = kHasHighBits ? load_u32(b + kQhOffset) : 0;
     const uint8_t* qs = b + kQsOffset;
     const DU du;
     const int lanes = static_cast<int>(hn::Lanes(DF()));
@@ -142,9 +144,8 @@ using Q4_1Row = Legacy32Row<20, true, false>;
 using Q5_0Row = Legacy32Row<22, false, true>;
 using Q5_1Row = Legacy32Row<24, true, true>;
 
-// Q4_K and Q5_K: four groups of 32 bytes; group c holds sub-block 2c in its low nibbles
-// and 2c + 1 in its high nibbles, and Q5_K's qh[l] bit s is bit 4 of element l of
-// sub-block s.
+// Q4_K and Q5_K: group c of 32 bytes holds sub-block 2c in its low nibbles and 2c + 1 in
+// its high nibbles. In Q5_K, bit s of qh[l] is bit 4 of element l of sub-block s.
 template <bool kHasHighBits>
 struct KQuant45Row {
   static constexpr int kElems = 256, kBytes = kHasHighBits ? 176 : 144;
