@@ -150,6 +150,32 @@ def smollm2_tokenizer() -> Tokenizer:
     return tokenizer
 
 
+MISTRAL_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set system_message = messages[0]['content'] %}"
+    "{% set loop_messages = messages[1:] %}{% else %}{% set loop_messages = messages %}{% endif %}"
+    "{{ bos_token }}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{% if loop.first and system_message is defined %}"
+    "{{ '[INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}"
+    "{% else %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% endif %}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{% set first_user_prefix = messages[0]['content'] + '\\n\\n' %}{% set loop_messages = messages[1:] %}"
+    "{% else %}{% set first_user_prefix = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') + "
+    "message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+
 def render_chat_templates() -> None:
     """Expected chat prompts rendered with jinja2 from each model's own template text."""
     import jinja2
@@ -166,6 +192,7 @@ def render_chat_templates() -> None:
         "system_user": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}],
         "multi_turn": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."},
                        {"role": "user", "content": "  And 3+3?\n"}],
+        "tool_role": [{"role": "user", "content": "Run it."}, {"role": "tool", "content": "ok"}],
         "system_multi_turn": [{"role": "system", "content": "You are terse."},
                               {"role": "user", "content": "Name a colour."},
                               {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another."}],
@@ -175,9 +202,12 @@ def render_chat_templates() -> None:
     templates["chatml"] = (smollm.fields["tokenizer.chat_template"].contents(), {})
     llama3_config = json.loads((SHARED / "tokenizers/llama3/tokenizer_config.json").read_text())
     templates["llama3"] = (llama3_config["chat_template"], {"bos_token": llama3_config["bos_token"]})
-    gemma = GGUFReader(str(MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"))
-    if "tokenizer.chat_template" in gemma.fields:
-        templates["gemma"] = (gemma.fields["tokenizer.chat_template"].contents(), {"bos_token": "<bos>"})
+    # Neither the Mistral tokenizer_config.json in the shared folder nor the Gemma 3 GGUF
+    # carries a chat template, so these two are written here from the layouts Mistral and
+    # Google publish: Mistral's v0.1 [INST] layout, with a system message put before the
+    # first user message as its later templates do; Gemma 3's template for text turns.
+    templates["mistral"] = (MISTRAL_TEMPLATE, {"bos_token": "<s>", "eos_token": "</s>"})
+    templates["gemma"] = (GEMMA_TEMPLATE, {"bos_token": "<bos>"})
     out = {}
     for name, (source, extra) in templates.items():
         template = env.from_string(source)
