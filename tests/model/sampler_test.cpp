@@ -86,9 +86,12 @@ TEST(Sampler, TopPAndMinPDropUnlikelyTokens) {
     ++min_p_counts[min_p.sample(logits)];
   }
   EXPECT_EQ(top_p_counts.size(), 2u);
-  EXPECT_TRUE(top_p_counts.count(1) && top_p_counts.count(2));
+  EXPECT_TRUE(top_p_counts.count(1));
+  EXPECT_TRUE(top_p_counts.count(2));
   EXPECT_EQ(min_p_counts.size(), 3u);
-  EXPECT_TRUE(min_p_counts.count(0) && min_p_counts.count(1) && min_p_counts.count(2));
+  EXPECT_TRUE(min_p_counts.count(0));
+  EXPECT_TRUE(min_p_counts.count(1));
+  EXPECT_TRUE(min_p_counts.count(2));
 }
 
 TEST(Sampler, RepeatPenaltyScalesRecentTokensOnce) {

@@ -160,8 +160,8 @@ TEST(SmolLM2Golden, TeacherForcedLogitsMatchLlamaCpp) {
               static_cast<long long>(ids_compared));
 }
 
-// Free-running greedy decoding, as the CLI does it: our ids must equal llama.cpp's until
-// the first step where they differ, and that step must be a near-tie in llama.cpp's own
+// Free-running greedy decoding, as the CLI does it. Our ids must equal llama.cpp's until
+// the first step where they differ. That step must be a near-tie in llama.cpp's own
 // logits (top-2 margin below the tolerance), which either side may break either way.
 // After it the sequences part, so the comparison of that prompt ends there.
 TEST(SmolLM2Golden, GreedyIdsMatchLlamaCppUntilNearTie) {

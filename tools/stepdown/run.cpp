@@ -102,7 +102,7 @@ class Runner {
     std::fputc('\n', stdout);
     std::fflush(stdout);
 
-    // The cache holds the fed tokens and every generated token but the last one.
+    // The cache contains the fed tokens and every generated token but the last one.
     history_.insert(history_.end(), fresh.begin(), fresh.end());
     history_.insert(history_.end(), generated.begin(), generated.end());
     history_.resize(static_cast<size_t>(cache_.length()));
@@ -127,7 +127,7 @@ class Runner {
   model::KVCache cache_;
   model::Sampler sampler_;
   model::GenerationOptions generation_;
-  std::vector<model::TokenId> history_;  // the tokens whose keys and values the cache holds
+  std::vector<model::TokenId> history_;  // the tokens whose keys and values the cache contains
 };
 
 std::vector<text::ChatMessage> start_messages(const RunOptions& options) {

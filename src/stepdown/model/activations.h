@@ -19,11 +19,13 @@ struct Activations {
     data.resize(static_cast<size_t>(n_rows * n_cols));
   }
   float* row(int64_t r) {
-    assert(r >= 0 && r < rows);
+    assert(r >= 0);
+    assert(r < rows);
     return data.data() + r * cols;
   }
   const float* row(int64_t r) const {
-    assert(r >= 0 && r < rows);
+    assert(r >= 0);
+    assert(r < rows);
     return data.data() + r * cols;
   }
   std::span<const float> row_span(int64_t r) const { return {row(r), static_cast<size_t>(cols)}; }

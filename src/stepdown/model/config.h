@@ -11,7 +11,7 @@ namespace stepdown::model {
 
 enum class Architecture { LLAMA, QWEN2, QWEN3 };
 
-// How the q and k projections pair the dimensions that RoPE rotates together.
+// Pairing of the q and k dimensions that RoPE rotates together.
 enum class RopeLayout {
   INTERLEAVED,  // pairs (2i, 2i+1): Meta checkpoints, llama2.c, GGUF llama
   NEOX,         // pairs (i, i + head_dim/2): Hugging Face checkpoints, GGUF qwen2/qwen3
@@ -35,7 +35,7 @@ struct ModelConfig {
   int64_t n_layers = 0;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;           // key_length; dim / n_heads unless the file says otherwise
+  int64_t head_dim = 0;           // key_length, or dim / n_heads when the file has no key_length
   int64_t ffn_dim = 0;            // hidden width of the gate/up projections
   int64_t vocab_size = 0;
   int64_t context_length = 0;
@@ -55,8 +55,8 @@ struct ModelConfig {
 // Reads the config from `metadata`. `source` (the file path) goes into error messages.
 // Throws FormatError naming the key when a required value is missing or out of range, and
 // Unsupported for an architecture stepdown cannot run. vocab_size falls back to the length
-// of tokenizer.ggml.tokens; tied_embeddings is set later by bind_weights, which sees the
-// tensors.
+// of tokenizer.ggml.tokens. bind_weights sets tied_embeddings,
+// because only the tensor list shows whether output.weight exists.
 ModelConfig config_from_metadata(const io::Metadata& metadata, const std::string& source);
 
 std::string architecture_name(Architecture architecture);

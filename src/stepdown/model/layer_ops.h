@@ -9,7 +9,7 @@ namespace stepdown::model {
 // y (n) = x (n) / sqrt(mean(x^2) + eps) * weight (n). y may alias x.
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, float eps);
 
-// x (n) = softmax(x (n)) in place, shifted by the max so exp never overflows.
+// x (n) = softmax(x (n)) in place. Subtracting the max first keeps every exp argument <= 0.
 void softmax(float* x, int64_t n);
 
 // gate (n) = silu(gate (n)) * up (n) in place, silu(g) = g / (1 + exp(-g)).

@@ -58,7 +58,7 @@ struct ModelWeights {
   std::vector<std::shared_ptr<std::vector<std::byte>>> owned_buffers;
 };
 
-// Binds every tensor the config asks for, checking each shape. A missing tensor or a
+// Binds every tensor the config requires, checking each shape. A missing tensor or a
 // shape mismatch throws FormatError naming the file, the tensor, the expected and the
 // found shape. Sets config.tied_embeddings when the file has no output.weight.
 ModelWeights bind_weights(const io::ModelFile& file, const ModelConfig& config,
