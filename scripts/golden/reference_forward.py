@@ -9,7 +9,13 @@ the 16 highest ids and of every 61st id, and the full logits of the last positio
 Output (tests/golden/smollm2/): reference_logits.json and seq<N>_last_logits.f32
 (little-endian float32, vocab_size values).
 
+With --tiny, it instead writes three tiny random-weight F32 GGUF models that exercise
+what SmolLM2 does not (qwen2 QKV bias, qwen3 q/k RMSNorm with key_length != dim/heads,
+llama with linear RoPE scaling, rope_freqs divisors and an untied output matrix) and the
+full logits of one sequence for each, into tests/model/fixtures/.
+
 Usage: scripts/golden/reference_forward.py [MODEL.gguf] [OUT_DIR]
+       scripts/golden/reference_forward.py --tiny [OUT_DIR]
 """
 import hashlib
 import json
@@ -17,8 +23,9 @@ import os
 import sys
 from pathlib import Path
 
+import gguf
 import numpy as np
-from gguf import GGUFReader
+from gguf import GGUFReader, GGUFWriter
 from gguf.quants import dequantize
 
 # Sequences as vocabulary pieces, so the script needs no tokenizer. "Ġ" is a leading
@@ -42,16 +49,27 @@ def field_value(reader, key):
 def load(path):
     reader = GGUFReader(path)
     arch = field_value(reader, "general.architecture")
-    assert arch == "llama", f"{path}: general.architecture is {arch}; this reference implements llama only"
+    assert arch in ("llama", "qwen2", "qwen3"), f"{path}: general.architecture {arch} is not implemented here"
+
+    def get(key, default=None):
+        return field_value(reader, f"{arch}.{key}") if f"{arch}.{key}" in reader.fields else default
+
+    n_heads = int(get("attention.head_count"))
+    dim = int(get("embedding_length"))
     cfg = {
-        "dim": int(field_value(reader, "llama.embedding_length")),
-        "n_layers": int(field_value(reader, "llama.block_count")),
-        "n_heads": int(field_value(reader, "llama.attention.head_count")),
-        "n_kv_heads": int(field_value(reader, "llama.attention.head_count_kv")),
-        "eps": float(field_value(reader, "llama.attention.layer_norm_rms_epsilon")),
-        "theta": float(field_value(reader, "llama.rope.freq_base")),
+        "arch": arch,
+        "dim": dim,
+        "n_layers": int(get("block_count")),
+        "n_heads": n_heads,
+        "n_kv_heads": int(get("attention.head_count_kv", n_heads)),
+        "head_dim": int(get("attention.key_length", dim // n_heads)),
+        "eps": float(get("attention.layer_norm_rms_epsilon")),
+        "theta": float(get("rope.freq_base", 10000.0)),
+        "rope_scale": float(get("rope.scaling.factor", 1.0)) if get("rope.scaling.type") == "linear" else 1.0,
+        # GGUF llama files store q/k rows for interleaved pairs; qwen files for NeoX halves.
+        "neox": arch != "llama",
     }
-    tokens = field_value(reader, "tokenizer.ggml.tokens")
+    tokens = field_value(reader, "tokenizer.ggml.tokens") if "tokenizer.ggml.tokens" in reader.fields else None
     weights = {}
     for t in reader.tensors:
         # dequantize returns the array outermost first: a linear weight is (out, in).
@@ -64,13 +82,18 @@ def rms_norm(x, w, eps):
     return (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps))) * w
 
 
-def rope_interleaved(x, positions, theta):
-    """Rotate pairs (2i, 2i+1) of each head; x is (T, heads, head_dim)."""
+def rope(x, positions, cfg, freq_divisors):
+    """Rotate pairs of each head of x (T, heads, head_dim): (2i, 2i+1), or (i, i + d/2) for NeoX."""
     head_dim = x.shape[-1]
-    inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    inv_freq = cfg["theta"] ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim) / cfg["rope_scale"]
+    if freq_divisors is not None:
+        inv_freq = inv_freq / freq_divisors.astype(np.float64)
     angles = positions[:, None].astype(np.float64) * inv_freq[None, :]  # (T, head_dim/2)
     cos = np.cos(angles).astype(np.float32)[:, None, :]
     sin = np.sin(angles).astype(np.float32)[:, None, :]
+    if cfg["neox"]:
+        a, b = x[..., : head_dim // 2], x[..., head_dim // 2 :]
+        return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
     a = x[..., 0::2]
     b = x[..., 1::2]
     out = np.empty_like(x)
@@ -81,7 +104,8 @@ def rope_interleaved(x, positions, theta):
 
 def forward(cfg, w, ids):
     T = len(ids)
-    H = cfg["dim"] // cfg["n_heads"]
+    H = cfg["head_dim"]
+    divisors = w.get("rope_freqs.weight")
     group = cfg["n_heads"] // cfg["n_kv_heads"]
     positions = np.arange(T)
     x = w["token_embd.weight"][ids]  # (T, D)
@@ -89,11 +113,17 @@ def forward(cfg, w, ids):
     for i in range(cfg["n_layers"]):
         p = f"blk.{i}."
         h = rms_norm(x, w[p + "attn_norm.weight"], cfg["eps"])
-        q = (h @ w[p + "attn_q.weight"].T).reshape(T, cfg["n_heads"], H)
-        k = (h @ w[p + "attn_k.weight"].T).reshape(T, cfg["n_kv_heads"], H)
-        v = (h @ w[p + "attn_v.weight"].T).reshape(T, cfg["n_kv_heads"], H)
-        q = rope_interleaved(q, positions, cfg["theta"])
-        k = rope_interleaved(k, positions, cfg["theta"])
+        q = h @ w[p + "attn_q.weight"].T + w.get(p + "attn_q.bias", np.float32(0))
+        k = h @ w[p + "attn_k.weight"].T + w.get(p + "attn_k.bias", np.float32(0))
+        v = h @ w[p + "attn_v.weight"].T + w.get(p + "attn_v.bias", np.float32(0))
+        q = q.reshape(T, cfg["n_heads"], H)
+        k = k.reshape(T, cfg["n_kv_heads"], H)
+        v = v.reshape(T, cfg["n_kv_heads"], H)
+        if p + "attn_q_norm.weight" in w:
+            q = rms_norm(q, w[p + "attn_q_norm.weight"], cfg["eps"])
+            k = rms_norm(k, w[p + "attn_k_norm.weight"], cfg["eps"])
+        q = rope(q, positions, cfg, divisors)
+        k = rope(k, positions, cfg, divisors)
         k = np.repeat(k, group, axis=1)
         v = np.repeat(v, group, axis=1)
         scores = np.einsum("thd,shd->hts", q, k) / np.float32(np.sqrt(H)) + mask  # (heads, T, T)
@@ -112,7 +142,83 @@ def forward(cfg, w, ids):
     return (x @ out.T).astype(np.float32)  # (T, V)
 
 
+TINY_TOKENS = [1, 17, 42, 5, 63, 8, 30]
+
+
+def write_tiny_model(path, arch, rng):
+    """A 2-block model with random F32 weights; returns nothing, writes `path`."""
+    dim, n_heads, n_kv_heads, ffn, vocab = 32, 4, 2, 48, 64
+    head_dim = 16 if arch == "qwen3" else dim // n_heads
+    writer = GGUFWriter(str(path), arch)
+    writer.add_block_count(2)
+    writer.add_context_length(64)
+    writer.add_embedding_length(dim)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(n_heads)
+    writer.add_head_count_kv(n_kv_heads)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(1000.0)
+    writer.add_vocab_size(vocab)
+    if arch == "llama":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(2.0)
+
+    def normal(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def norm_weight(n):
+        return (1.0 + rng.standard_normal(n) * 0.1).astype(np.float32)
+
+    q_dim, kv_dim = n_heads * head_dim, n_kv_heads * head_dim
+    writer.add_tensor("token_embd.weight", normal(vocab, dim, scale=1.0))
+    writer.add_tensor("output_norm.weight", norm_weight(dim))
+    if arch == "llama":
+        writer.add_tensor("output.weight", normal(vocab, dim))
+        writer.add_tensor("rope_freqs.weight", (1.0 + rng.random(head_dim // 2) * 3).astype(np.float32))
+    for i in range(2):
+        p = f"blk.{i}."
+        writer.add_tensor(p + "attn_norm.weight", norm_weight(dim))
+        writer.add_tensor(p + "attn_q.weight", normal(q_dim, dim))
+        writer.add_tensor(p + "attn_k.weight", normal(kv_dim, dim))
+        writer.add_tensor(p + "attn_v.weight", normal(kv_dim, dim))
+        if arch == "qwen2":
+            writer.add_tensor(p + "attn_q.bias", normal(q_dim))
+            writer.add_tensor(p + "attn_k.bias", normal(kv_dim))
+            writer.add_tensor(p + "attn_v.bias", normal(kv_dim))
+        if arch == "qwen3":
+            writer.add_tensor(p + "attn_q_norm.weight", norm_weight(head_dim))
+            writer.add_tensor(p + "attn_k_norm.weight", norm_weight(head_dim))
+        writer.add_tensor(p + "attn_output.weight", normal(dim, q_dim))
+        writer.add_tensor(p + "ffn_norm.weight", norm_weight(dim))
+        writer.add_tensor(p + "ffn_gate.weight", normal(ffn, dim))
+        writer.add_tensor(p + "ffn_up.weight", normal(ffn, dim))
+        writer.add_tensor(p + "ffn_down.weight", normal(dim, ffn))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def write_tiny_fixtures(out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(20261204)
+    for arch in ("qwen2", "qwen3", "llama"):
+        path = out_dir / f"tiny_{arch}.gguf"
+        write_tiny_model(path, arch, rng)
+        cfg, _, weights = load(str(path))
+        logits = forward(cfg, weights, np.array(TINY_TOKENS))
+        (out_dir / f"tiny_{arch}_logits.json").write_text(json.dumps(
+            {"model": path.name, "tokens": TINY_TOKENS, "logits": logits.tolist()}) + "\n")
+        print(f"{path.name}: argmax per position {logits.argmax(axis=1).tolist()}")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--tiny":
+        write_tiny_fixtures(Path(sys.argv[2] if len(sys.argv) > 2 else
+                                 Path(__file__).resolve().parents[2] / "tests/model/fixtures"))
+        return
     model = Path(sys.argv[1] if len(sys.argv) > 1 else
                  os.path.expanduser("~/.cache/stepdown/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     out_dir = Path(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "tests/golden/smollm2")
