@@ -44,9 +44,9 @@ const char* sandbox_status_name(SandboxStatus status) {
 
 namespace {
 
-// uid and gid the sandbox runs as when stepdown runs as root: RLIMIT_NPROC binds only
-// non-root users. NOTE: 65534 is "nobody" on Debian and most distributions; processes
-// of that user elsewhere on the machine count toward max_processes.
+// uid and gid the sandbox runs as when stepdown runs as root, because RLIMIT_NPROC binds
+// only non-root users. 65534 is the unprivileged "nobody" on Debian and most
+// distributions.
 constexpr uid_t kSandboxUser = 65534;
 // How long to keep reading output after the program ended or was killed.
 constexpr auto kDrainTime = std::chrono::seconds(2);
@@ -117,16 +117,16 @@ std::string find_bwrap(const std::string& requested) {
 
 // The interpreter command for a language, as seen inside the sandbox.
 std::vector<std::string> interpreter_for(const std::string& language, const SandboxLimits& limits) {
+  // The process limit is set inside the sandbox, by prlimit(1) just before it execs the
+  // interpreter, because the kernel counts RLIMIT_NPROC per user namespace and user.
+  // There it counts only this sandbox's processes, while set before bwrap it would count
+  // every process of the sandbox user, including other sandboxes running in parallel.
+  std::vector<std::string> command = {"/usr/bin/prlimit", fmt::format("--nproc={0}:{0}", limits.max_processes),
+                                      "--"};
   if (language == "python") {
     // -I ignores PYTHON* variables and the user's site-packages; -B writes no .pyc files.
-    // The process limit is set again in here because, for a non-root user, the kernel
-    // counts RLIMIT_NPROC per user namespace: inside the sandbox it counts only the
-    // sandbox's processes, while before exec it would count all of the user's.
-    const std::string launcher = fmt::format(
-        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NPROC, ({0}, {0})); "
-        "sys.argv = ['/work/main.py']; runpy.run_path('/work/main.py', run_name='__main__')",
-        limits.max_processes);
-    return {"/usr/bin/python3", "-I", "-B", "-c", launcher};
+    command.insert(command.end(), {"/usr/bin/python3", "-I", "-B", "/work/main.py"});
+    return command;
   }
   // NOTE: only Python runs today; other languages need their toolchains bound read-only.
   raise<InvalidArgument>("sandbox: unsupported language \"{}\"; supported: python", language);
@@ -187,10 +187,7 @@ struct ChildSetup {
   limit(RLIMIT_FSIZE, setup.limits.max_file_bytes, setup.limits.max_file_bytes);
   limit(RLIMIT_CORE, 0, 0);
   if (geteuid() == 0) {
-    // Root ignores RLIMIT_NPROC, so drop to the sandbox user. That user has no other
-    // processes, so the limit can be set here, before bwrap forks.
-    const auto processes = static_cast<rlim_t>(setup.limits.max_processes);
-    limit(RLIMIT_NPROC, processes, processes);
+    // The kernel does not apply RLIMIT_NPROC to root, so run the sandbox as another user.
     if (setgroups(0, nullptr) != 0 || setgid(kSandboxUser) != 0 || setuid(kSandboxUser) != 0) _exit(126);
   }
   // Close-on-exec everything but stdio and the descriptors bwrap reads.
