@@ -50,5 +50,29 @@ TEST(PassAtK, RejectsInvalidCounts) {
   EXPECT_THROW(pass_at_k(5, 2, 6), InvalidArgument);
 }
 
+TEST(PassAtK, ScoresSandboxedSamples) {
+  CodeTestRequest item;
+  item.tests = "assert square(3) == 9\nassert square(-2) == 4\n";
+  const std::vector<std::string> samples = {
+      "def square(x):\n    return x * x\n",
+      "def square(x):\n    return x + x\n",  // right for 2 only
+      "def square(x):\n    return x ** 2\n",
+      "def square(x)\n",  // syntax error
+  };
+  const CodeSamplesScore score = score_code_samples(item, samples, 2);
+  EXPECT_EQ(score.n, 4);
+  EXPECT_EQ(score.c, 2);
+  ASSERT_EQ(score.runs.size(), 4u);
+  EXPECT_EQ(score.runs[0].status, SandboxStatus::kPass);
+  EXPECT_EQ(score.runs[1].status, SandboxStatus::kFail);
+  EXPECT_EQ(score.runs[3].status, SandboxStatus::kFail);
+  // 1 - C(2, 2) / C(4, 2) = 1 - 1/6
+  EXPECT_NEAR(score.pass_at_k, 5.0 / 6.0, 1e-12);
+}
+
+TEST(PassAtK, NoSamplesIsRejected) {
+  EXPECT_THROW(score_code_samples(CodeTestRequest{}, {}, 1), InvalidArgument);
+}
+
 }  // namespace
 }  // namespace stepdown::eval

@@ -16,4 +16,22 @@ double pass_at_k(int n, int c, int k) {
   return 1.0 - all_fail;
 }
 
+CodeSamplesScore score_code_samples(const CodeTestRequest& item, const std::vector<std::string>& samples, int k) {
+  if (samples.empty()) raise<InvalidArgument>("pass@k needs at least one code sample, found none");
+  CodeSamplesScore score;
+  score.n = static_cast<int>(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    CodeTestRequest request = item;
+    request.code = samples[i];
+    SandboxResult run = run_code_tests(request);
+    if (run.status == SandboxStatus::kError) {
+      raise("code sample {} of {}: the sandbox failed, not the code: {}", i, samples.size(), run.message);
+    }
+    score.c += run.status == SandboxStatus::kPass;
+    score.runs.push_back(std::move(run));
+  }
+  score.pass_at_k = pass_at_k(score.n, score.c, k);
+  return score;
+}
+
 }  // namespace stepdown::eval

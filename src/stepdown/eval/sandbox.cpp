@@ -229,6 +229,53 @@ struct RawRun {
   double wall_seconds = 0.0;
 };
 
+// Reads the child's output until it exits and its pipes close, killing its process group
+// at the wall-clock deadline. Sets run.out, run.err, run.status and run.timed_out.
+void collect_output(RawRun& run, pid_t pid, int pidfd, const Pipe& out, const Pipe& err, const Pipe& status,
+                    const SandboxLimits& limits, Clock::time_point start) {
+  const auto timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.wall_seconds));
+  Clock::time_point deadline = start + timeout;
+  bool exited = false;
+  bool killed = false;
+  for (;;) {
+    const bool pipes_open = run.out.open || run.err.open || run.status.open;
+    if (exited && !pipes_open) break;
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      if (!killed) {
+        // The outer bwrap and the namespace's init share this group; when init dies the
+        // kernel kills every process left in the pid namespace.
+        run.timed_out = !exited;
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        killed = true;
+        deadline = now + kDrainTime;
+        continue;
+      }
+      break;  // output still open after the drain time: stop reading
+    }
+    std::array<pollfd, 4> fds = {pollfd{run.out.open ? out.read.get() : -1, POLLIN, 0},
+                                 pollfd{run.err.open ? err.read.get() : -1, POLLIN, 0},
+                                 pollfd{run.status.open ? status.read.get() : -1, POLLIN, 0},
+                                 pollfd{exited ? -1 : pidfd, POLLIN, 0}};
+    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
+    const int ready = poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(wait_ms, 1000)));
+    if (ready < 0 && errno != EINTR) raise("sandbox: poll failed: {}", std::strerror(errno));
+    if (ready <= 0) continue;
+    if (fds[0].revents) read_some(out.read.get(), run.out, limits.max_output_bytes);
+    if (fds[1].revents) read_some(err.read.get(), run.err, limits.max_output_bytes);
+    if (fds[2].revents) read_some(status.read.get(), run.status, 1 << 16);
+    if (fds[3].revents && !exited) {
+      exited = true;
+      if (!killed) deadline = std::min(deadline, Clock::now() + kDrainTime);
+    }
+  }
+  if (!exited) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+  }
+}
+
 // Starts bwrap with `args`, feeds nothing on stdin, captures output, and enforces the
 // wall-clock limit by killing the child's process group.
 RawRun run_bwrap(std::vector<std::string> args, const std::vector<int>& passed_fds, Pipe status,
@@ -267,46 +314,13 @@ RawRun run_bwrap(std::vector<std::string> args, const std::vector<int>& passed_f
   }
 
   RawRun run;
-  const auto timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.wall_seconds));
-  Clock::time_point deadline = start + timeout;
-  bool exited = false;
-  bool killed = false;
-  for (;;) {
-    const bool pipes_open = run.out.open || run.err.open || run.status.open;
-    if (exited && !pipes_open) break;
-    const Clock::time_point now = Clock::now();
-    if (now >= deadline) {
-      if (!killed) {
-        // The outer bwrap and the namespace's init share this group; when init dies the
-        // kernel kills every process left in the pid namespace.
-        run.timed_out = !exited;
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        killed = true;
-        deadline = now + kDrainTime;
-        continue;
-      }
-      break;  // output still open after the drain time: stop reading
-    }
-    std::array<pollfd, 4> fds = {pollfd{run.out.open ? out.read.get() : -1, POLLIN, 0},
-                                 pollfd{run.err.open ? err.read.get() : -1, POLLIN, 0},
-                                 pollfd{run.status.open ? status.read.get() : -1, POLLIN, 0},
-                                 pollfd{exited ? -1 : pidfd.get(), POLLIN, 0}};
-    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
-    const int ready = poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(wait_ms, 1000)));
-    if (ready < 0 && errno != EINTR) raise("sandbox: poll failed: {}", std::strerror(errno));
-    if (ready <= 0) continue;
-    if (fds[0].revents) read_some(out.read.get(), run.out, limits.max_output_bytes);
-    if (fds[1].revents) read_some(err.read.get(), run.err, limits.max_output_bytes);
-    if (fds[2].revents) read_some(status.read.get(), run.status, 1 << 16);
-    if (fds[3].revents && !exited) {
-      exited = true;
-      if (!killed) deadline = std::min(deadline, Clock::now() + kDrainTime);
-    }
-  }
-  if (!exited) {
+  try {
+    collect_output(run, pid, pidfd.get(), out, err, status, limits, start);
+  } catch (...) {
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    throw;
   }
   while (waitpid(pid, &run.wait_status, 0) < 0 && errno == EINTR) {
   }
