@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "stepdown/core/error.h"
+#include "stepdown/eval/metrics.h"
+#include "stepdown/eval/suite.h"
 #include "test_paths.h"
 
 namespace stepdown::eval {
@@ -72,6 +74,40 @@ TEST(PassAtK, ScoresSandboxedSamples) {
 
 TEST(PassAtK, NoSamplesIsRejected) {
   EXPECT_THROW(score_code_samples(CodeTestRequest{}, {}, 1), InvalidArgument);
+}
+
+TEST(PassAtK, ExtractsFencedCode) {
+  EXPECT_EQ(extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone."), "def f():\n    return 1\n");
+  EXPECT_EQ(extract_code("~~~\nx = 1\n~~~"), "x = 1\n");
+  EXPECT_EQ(extract_code("```py\nunclosed = 2\n"), "unclosed = 2\n");
+  EXPECT_EQ(extract_code("plain = 3\n"), "plain = 3\n");
+}
+
+TEST(PassAtK, MetricScoresThroughRegistry) {
+  MetricRegistry registry;
+  add_code_metrics(registry);
+  ASSERT_TRUE(registry.contains("pass_at_k"));
+  const std::unique_ptr<Metric> metric = registry.create("pass_at_k");
+  EXPECT_FALSE(metric->needs_reference());
+
+  SuiteItem item;
+  item.id = "sq";
+  item.tests = {"assert square(3) == 9\n", "assert square(0) == 0\n"};
+  EXPECT_EQ(metric->score("```python\ndef square(x):\n    return x * x\n```", item), 1.0);
+  // Passes the second test program only: every program must pass.
+  EXPECT_EQ(metric->score("def square(x):\n    return 0\n", item), 0.0);
+}
+
+TEST(PassAtK, MetricChecksItem) {
+  MetricRegistry registry;
+  add_code_metrics(registry);
+  const std::unique_ptr<Metric> metric = registry.create("pass_at_k");
+  SuiteItem item;
+  EXPECT_THROW(metric->check_item(item), InvalidArgument);  // no tests
+  item.tests = {"assert True\n"};
+  EXPECT_NO_THROW(metric->check_item(item));
+  item.metadata = {{"language", "rust"}};
+  EXPECT_THROW(metric->check_item(item), InvalidArgument);
 }
 
 }  // namespace

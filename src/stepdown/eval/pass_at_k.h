@@ -2,8 +2,10 @@
 // pass@k: the probability that at least one of k samples, drawn without replacement
 // from n generated solutions of which c pass the tests, passes.
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "stepdown/eval/metrics.h"
 #include "stepdown/eval/sandbox.h"
 
 namespace stepdown::eval {
@@ -28,5 +30,17 @@ struct CodeSamplesScore {
 // naming the sample, because the machine failed rather than the model. Samples run one
 // after another.
 CodeSamplesScore score_code_samples(const CodeTestRequest& item, const std::vector<std::string>& samples, int k);
+
+// Returns the code in a model output: the body of the first Markdown code fence
+// (```python, ``` or ~~~), or the whole text when there is none.
+std::string extract_code(std::string_view output);
+
+// Adds the metric "pass_at_k" to `registry`. For one output per item it scores 1 when the
+// extracted code passes every program in the item's `tests`, each run separately with the
+// code in the sandbox under `limits`, and 0 otherwise, so its mean over items is pass@1.
+// The language is the item's metadata field "language" (default "python"). check_item
+// rejects an item without tests or with an unsupported language. A sandbox error raises
+// Error instead of scoring 0.
+void add_code_metrics(MetricRegistry& registry, const SandboxLimits& limits = {});
 
 }  // namespace stepdown::eval
