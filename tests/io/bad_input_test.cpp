@@ -102,7 +102,7 @@ TEST(BadGguf, TruncatedAtEverySection) {
     std::string field;
   };
   // The counts are checked against the bytes left before anything is read, so a cut at
-  // a section end names the count; a cut inside a section names the field it splits.
+  // a section end names the count. A cut inside a section names the field it splits.
   std::vector<Cut> cuts = {{0, "unknown model format"},  // too short to detect
                            {8, "tensor_count"},
                            {s.header_end, "metadata_kv_count"},

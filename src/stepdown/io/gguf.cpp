@@ -58,9 +58,9 @@ size_t scalar_size(MetaType type) {
   return 0;
 }
 
-// Fewest bytes one value of `type` takes, used to reject counts the file cannot hold
-// before anything is allocated: a string is at least its uint64 length, an array at
-// least its uint32 element type and uint64 count.
+// Minimum bytes one value of `type` takes, used to reject counts the file cannot hold
+// before anything is allocated. A string takes at least its uint64 length, and an array
+// at least its uint32 element type and uint64 count.
 size_t min_value_size(MetaType type) {
   if (type == MetaType::STRING) return 8;
   if (type == MetaType::ARRAY) return 12;
@@ -178,9 +178,9 @@ MetaValue read_value(Reader& r, MetaType type, const std::string& key, int depth
   return value;
 }
 
-// "neox" or "interleaved" for the RoPE pair layout of q/k rows in GGUF files of `arch`,
-// following which architectures llama.cpp runs with its NEOX rope type; empty when
-// unknown.
+// The RoPE pair layout of q/k rows in GGUF files of `arch`: "neox" for the architectures
+// llama.cpp runs with its NEOX rope type, "interleaved" for the others listed, and empty
+// when the architecture is unknown.
 std::string_view rope_layout_for(std::string_view arch) {
   static constexpr std::string_view kInterleaved[] = {"llama", "baichuan", "deci", "granite", "olmo", "command-r"};
   static constexpr std::string_view kNeox[] = {"qwen",   "qwen2",  "qwen2moe", "qwen3", "qwen3moe", "gemma",
@@ -385,11 +385,12 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
   return model;
 }
 
-ModelFile open_gguf(const std::filesystem::path& path) {
-  auto file = std::make_shared<MappedFile>(path);
-  ModelFile model = read_gguf(file->bytes(), path);
+ModelFile open_gguf(std::shared_ptr<MappedFile> file) {
+  ModelFile model = read_gguf(file->bytes(), file->path());
   model.mappings.push_back(std::move(file));
   return model;
 }
+
+ModelFile open_gguf(const std::filesystem::path& path) { return open_gguf(std::make_shared<MappedFile>(path)); }
 
 }  // namespace stepdown::io

@@ -212,7 +212,7 @@ void fill_metadata(const HfConfig& c, Metadata& m) {
   m.set_string(std::string(kRopeLayoutKey), "neox");
 }
 
-// GGUF name of an HF tensor, or nullopt when the name is not one stepdown knows.
+// GGUF name of an HF tensor, or nullopt when the name is not in stepdown's table.
 std::optional<std::string> gguf_name(std::string_view hf) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
   if (hf == "model.norm.weight") return "output_norm.weight";

@@ -57,66 +57,66 @@ const json& require_field(const json& entry, std::string_view field, const std::
 
 TensorView parse_entry(const std::string& name, const json& entry, std::span<const std::byte> data,
                        const std::string& file) {
-  const std::string shown = printable(name);
+  const std::string display_name = printable(name);
   if (!entry.is_object()) {
-    raise<FormatError>("{}: safetensors tensor '{}': expected an object, found {}", file, shown, entry.type_name());
+    raise<FormatError>("{}: safetensors tensor '{}': expected an object, found {}", file, display_name, entry.type_name());
   }
   TensorView view;
   view.name = name;
 
-  const json& dtype_field = require_field(entry, "dtype", file, shown);
+  const json& dtype_field = require_field(entry, "dtype", file, display_name);
   if (!dtype_field.is_string()) {
-    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': expected a string, found {}", file, shown,
+    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': expected a string, found {}", file, display_name,
                        printable(dtype_field.dump()));
   }
   const std::string dtype_name = dtype_field.get<std::string>();
   const auto known = std::find_if(std::begin(kDTypes), std::end(kDTypes),
                                   [&](const SafetensorsDType& d) { return d.name == dtype_name; });
   if (known == std::end(kDTypes)) {
-    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': unknown dtype '{}'", file, shown, printable(dtype_name));
+    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': unknown dtype '{}'", file, display_name, printable(dtype_name));
   }
   if (!known->dtype) {
     raise<Unsupported>("{}: safetensors tensor '{}' has dtype {}; stepdown reads F32, F16 and BF16. Convert the "
                        "checkpoint to one of those",
-                       file, shown, dtype_name);
+                       file, display_name, dtype_name);
   }
   view.dtype = *known->dtype;
 
-  const json& shape = require_field(entry, "shape", file, shown);
+  const json& shape = require_field(entry, "shape", file, display_name);
   if (!shape.is_array() || shape.size() > 8) {
     raise<FormatError>("{}: safetensors tensor '{}' field 'shape': expected an array of at most 8 integers, found {}",
-                       file, shown, printable(shape.dump()));
+                       file, display_name, printable(shape.dump()));
   }
   int64_t numel = 1;
   for (const json& dim : shape) {
-    const int64_t d = json_int(dim, file, shown, "shape");
+    const int64_t d = json_int(dim, file, display_name, "shape");
     view.shape.push_back(d);
     if (__builtin_mul_overflow(numel, d, &numel)) {
-      raise<FormatError>("{}: safetensors tensor '{}' field 'shape': element count of {} overflows int64", file, shown,
+      raise<FormatError>("{}: safetensors tensor '{}' field 'shape': element count of {} overflows int64", file, display_name,
                          printable(shape.dump()));
     }
   }
   uint64_t nbytes = 0;
   if (__builtin_mul_overflow(static_cast<uint64_t>(numel), static_cast<uint64_t>(dtype_info(view.dtype).block_bytes),
                              &nbytes)) {
-    raise<FormatError>("{}: safetensors tensor '{}': byte size of shape {} overflows", file, shown, printable(shape.dump()));
+    raise<FormatError>("{}: safetensors tensor '{}': byte size of shape {} overflows", file, display_name, printable(shape.dump()));
   }
 
-  const json& offsets = require_field(entry, "data_offsets", file, shown);
+  const json& offsets = require_field(entry, "data_offsets", file, display_name);
   if (!offsets.is_array() || offsets.size() != 2) {
     raise<FormatError>("{}: safetensors tensor '{}' field 'data_offsets': expected [begin, end], found {}", file,
-                       shown, printable(offsets.dump()));
+                       display_name, printable(offsets.dump()));
   }
-  const auto begin = static_cast<uint64_t>(json_int(offsets[0], file, shown, "data_offsets"));
-  const auto end = static_cast<uint64_t>(json_int(offsets[1], file, shown, "data_offsets"));
+  const auto begin = static_cast<uint64_t>(json_int(offsets[0], file, display_name, "data_offsets"));
+  const auto end = static_cast<uint64_t>(json_int(offsets[1], file, display_name, "data_offsets"));
   if (begin > end || end > data.size()) {
     raise<FormatError>("{}: safetensors tensor '{}' field 'data_offsets': [{}, {}] is not inside the {} data bytes",
-                       file, shown, begin, end, data.size());
+                       file, display_name, begin, end, data.size());
   }
   if (end - begin != nbytes) {
     raise<FormatError>("{}: safetensors tensor '{}': dtype {} and shape {} need {} bytes, but data_offsets [{}, {}] "
                        "span {}",
-                       file, shown, dtype_name, printable(shape.dump()), nbytes, begin, end, end - begin);
+                       file, display_name, dtype_name, printable(shape.dump()), nbytes, begin, end, end - begin);
   }
   view.nbytes = static_cast<size_t>(nbytes);
   view.data = data.data() + begin;
