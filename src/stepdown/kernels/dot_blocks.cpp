@@ -32,16 +32,16 @@ using VU = hn::Vec<DU>;
 // Lanes(DF) bytes at p, each widened to a u32 lane.
 HWY_INLINE VU LoadBytes(const uint8_t* p) { return hn::PromoteTo(DU(), hn::LoadU(hn::Rebind<uint8_t, DF>(), p)); }
 
-// Codes (u32 lanes, then minus `bias`) as f32.
-HWY_INLINE VF ToFloat(VU codes, int32_t bias) {
-  const DI di;
-  return hn::ConvertTo(DF(), hn::Sub(hn::BitCast(di, codes), hn::Set(di, bias)));
-}
+// Codes in u32 lanes as f32 (exact: they are below 2^8).
+HWY_INLINE VF ToFloat(VU codes) { return hn::ConvertTo(DF(), hn::BitCast(DI(), codes)); }
 
-// scale * codes, or scale * codes + offset: two roundings, exactly as dequantize_row.
-HWY_INLINE VF Scale(VF codes, float scale) { return hn::Mul(hn::Set(DF(), scale), codes); }
+// scale * codes + offset as one FMA. This equals dequantize_row's two roundings bit for
+// bit wherever scale * code is exact in f32, which holds for every caller: an f16 scale
+// has 11 significant bits, a K-quant scale d * sc at most 17, and codes at most 5 bits, so
+// the product needs at most 22 of f32's 24 bits. The FMA then rounds once, at the add,
+// exactly where dequantize_row rounds.
 HWY_INLINE VF ScaleOffset(VF codes, float scale, float offset) {
-  return hn::Add(hn::Mul(hn::Set(DF(), scale), codes), hn::Set(DF(), offset));
+  return hn::MulAdd(hn::Set(DF(), scale), codes, hn::Set(DF(), offset));
 }
 
 // One f32 accumulator per token, x (kTokens, stride). With one token, two accumulators
@@ -94,7 +94,7 @@ struct Q8_0Row {
     const int lanes = static_cast<int>(hn::Lanes(DF()));
     for (int j = 0; j < 32; j += lanes) {
       const VF codes = hn::ConvertTo(DF(), hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<int8_t, DF>(), qs + j)));
-      acc.Add(Scale(codes, d), base + j);
+      acc.Add(hn::Mul(hn::Set(DF(), d), codes), base + j);
     }
   }
 };
@@ -107,13 +107,13 @@ struct Legacy32Row {
   static constexpr int kQsOffset = 2 + (kHasOffset ? 2 : 0) + (kHasHighBits ? 4 : 0);
   static constexpr int kQhOffset = kHasOffset ? 4 : 2;
   // Q4_0 centres its codes at 8 and Q5_0 at 16. Affine formats keep them unsigned.
-  static constexpr int32_t kSymmetricBias = kHasHighBits ? 16 : 8;
-  static constexpr int32_t kBias = kHasOffset ? 0 : kSymmetricBias;
+  static constexpr float kSymmetricBias = kHasHighBits ? 16.0f : 8.0f;
 
   template <class Acc>
   static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
     const float d = load_f16(b);
-    const float m = kHasOffset ? load_f16(b + 2) : 0.0f;
+    // d * (code - bias) = d * code + (-bias * d), both sides exact (see ScaleOffset).
+    const float offset = kHasOffset ? load_f16(b + 2) : -kSymmetricBias * d;
     const uint32_t qh = kHasHighBits ? load_u32(b + kQhOffset) : 0;
     const uint8_t* qs = b + kQsOffset;
     const DU du;
@@ -126,15 +126,8 @@ struct Legacy32Row {
         low = hn::Or(low, HighBit(qh, j));
         high = hn::Or(high, HighBit(qh, j + 16));
       }
-      const VF low_codes = ToFloat(low, kBias);
-      const VF high_codes = ToFloat(high, kBias);
-      if constexpr (kHasOffset) {
-        acc.Add(ScaleOffset(low_codes, d, m), base + j);
-        acc.Add(ScaleOffset(high_codes, d, m), base + j + 16);
-      } else {
-        acc.Add(Scale(low_codes, d), base + j);
-        acc.Add(Scale(high_codes, d), base + j + 16);
-      }
+      acc.Add(ScaleOffset(ToFloat(low), d, offset), base + j);
+      acc.Add(ScaleOffset(ToFloat(high), d, offset), base + j + 16);
     }
   }
 };
@@ -168,8 +161,8 @@ struct KQuant45Row {
           low = hn::Or(low, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(bits, 2 * c), hn::Set(du, 1))));
           high = hn::Or(high, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(bits, 2 * c + 1), hn::Set(du, 1))));
         }
-        acc.Add(ScaleOffset(ToFloat(low, 0), scale[2 * c], offset[2 * c]), base + 64 * c + l);
-        acc.Add(ScaleOffset(ToFloat(high, 0), scale[2 * c + 1], offset[2 * c + 1]), base + 64 * c + 32 + l);
+        acc.Add(ScaleOffset(ToFloat(low), scale[2 * c], offset[2 * c]), base + 64 * c + l);
+        acc.Add(ScaleOffset(ToFloat(high), scale[2 * c + 1], offset[2 * c + 1]), base + 64 * c + 32 + l);
       }
     }
   }
@@ -202,9 +195,12 @@ struct Q6_KRow {
           const VU low = hn::And(hn::ShiftRightSame(low_bytes, 4 * (k / 2)), hn::Set(du, 0x0f));
           const VU high = hn::And(hn::ShiftRightSame(high_bits, 2 * k), hn::Set(du, 3));
           const int element = 128 * h + 32 * k + l;
-          // The same two roundings as dequantize_row: (d * sc) first, then times the code.
+          // The same two roundings as dequantize_row: (d * sc) first, then times the code
+          // (here the product may need 25 bits, so no FMA shortcut).
           const float scale = d * static_cast<float>(sc[element / 16]);
-          acc.Add(Scale(ToFloat(hn::Or(low, hn::ShiftLeft<4>(high)), 32), scale), base + element);
+          const VF codes = hn::ConvertTo(DF(), hn::Sub(hn::BitCast(DI(), hn::Or(low, hn::ShiftLeft<4>(high))),
+                                                       hn::Set(DI(), 32)));
+          acc.Add(hn::Mul(hn::Set(DF(), scale), codes), base + element);
         }
       }
     }
