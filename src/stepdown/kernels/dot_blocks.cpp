@@ -36,10 +36,11 @@ HWY_INLINE VU LoadBytes(const uint8_t* p) { return hn::PromoteTo(DU(), hn::LoadU
 HWY_INLINE VF ToFloat(VU codes) { return hn::ConvertTo(DF(), hn::BitCast(DI(), codes)); }
 
 // scale * codes + offset as one FMA. This equals dequantize_row's two roundings bit for
-// bit wherever scale * code is exact in f32, which holds for every caller: an f16 scale
+// bit wherever scale * code is exact in f32, which holds for the Q4 and Q5 formats (Q6_K
+// makes its own case where it calls this): an f16 scale
 // has 11 significant bits, a K-quant scale d * sc at most 17, and codes at most 5 bits, so
 // the product needs at most 22 of f32's 24 bits. The FMA then rounds once, at the add,
-// exactly where dequantize_row rounds.
+// exactly where dequantize_row rounds (targets without FMA multiply exactly, then add).
 HWY_INLINE VF ScaleOffset(VF codes, float scale, float offset) {
   return hn::MulAdd(hn::Set(DF(), scale), codes, hn::Set(DF(), offset));
 }
@@ -208,15 +209,21 @@ struct Q6_KRow {
         const VU low_bytes_b = LoadBytes(ql + 64 * h + 32 + l);
         for (int k = 0; k < 4; ++k) {
           const VU low_bytes = k % 2 == 0 ? low_bytes_a : low_bytes_b;
-          const VU low = hn::And(hn::ShiftRightSame(low_bytes, 4 * (k / 2)), hn::Set(du, 0x0f));
+          // Bytes were widened to u32, so shifting out the low nibble leaves just the high one.
+          const VU low = k < 2 ? hn::And(low_bytes, hn::Set(du, 0x0f)) : hn::ShiftRight<4>(low_bytes);
           const VU high = hn::And(hn::ShiftRightSame(high_bits, 2 * k), hn::Set(du, 3));
           const int element = 128 * h + 32 * k + l;
-          // The same two roundings as dequantize_row: (d * sc) first, then times the code
-          // (here the product may need 25 bits, so no FMA shortcut).
           const float scale = d * static_cast<float>(sc[element / 16]);
-          const VF codes = hn::ConvertTo(DF(), hn::Sub(hn::BitCast(DI(), hn::Or(low, hn::ShiftLeft<4>(high))),
-                                                       hn::Set(DI(), 32)));
-          acc.Add(hn::Mul(hn::Set(DF(), scale), codes), base + element);
+          const VU codes = hn::Or(low, hn::ShiftLeft<4>(high));
+#if HWY_NATIVE_FMA
+          // dequantize_row rounds scale * (code - 32) once. A fused scale * code +
+          // (-32 * scale) rounds that same exact value once, so it gives the same f32.
+          acc.Add(ScaleOffset(ToFloat(codes), scale, -32.0f * scale), base + element);
+#else
+          // Without FMA, scale * code (up to 25 bits) would round on its own; subtract first.
+          const VF centred = hn::ConvertTo(DF(), hn::Sub(hn::BitCast(DI(), codes), hn::Set(DI(), 32)));
+          acc.Add(hn::Mul(hn::Set(DF(), scale), centred), base + element);
+#endif
         }
       }
     }
