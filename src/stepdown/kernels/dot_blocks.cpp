@@ -36,11 +36,11 @@ HWY_INLINE VU LoadBytes(const uint8_t* p) { return hn::PromoteTo(DU(), hn::LoadU
 HWY_INLINE VF ToFloat(VU codes) { return hn::ConvertTo(DF(), hn::BitCast(DI(), codes)); }
 
 // scale * codes + offset as one FMA. This equals dequantize_row's two roundings bit for
-// bit wherever scale * code is exact in f32, which holds for the Q4 and Q5 formats (Q6_K
-// makes its own case where it calls this): an f16 scale
-// has 11 significant bits, a K-quant scale d * sc at most 17, and codes at most 5 bits, so
-// the product needs at most 22 of f32's 24 bits. The FMA then rounds once, at the add,
-// exactly where dequantize_row rounds (targets without FMA multiply exactly, then add).
+// bit wherever scale * code is exact in f32. That holds for the Q4 and Q5 formats: an
+// f16 scale has 11 significant bits, a K-quant scale d * sc at most 17, and codes at most
+// 5 bits, so the product needs at most 22 of f32's 24 bits. The FMA then rounds once, at
+// the add, where dequantize_row rounds too (targets without FMA multiply exactly, then
+// add). Q6_K makes its own case where it calls this.
 HWY_INLINE VF ScaleOffset(VF codes, float scale, float offset) {
   return hn::MulAdd(hn::Set(DF(), scale), codes, hn::Set(DF(), offset));
 }
