@@ -99,10 +99,10 @@ def special_strings(tokenizer: Tokenizer) -> list[str]:
     return common[:24] + [s for s in added if "reserved" in s][:4]
 
 
-def write_fixture(name: str, tokenizer: Tokenizer, count: int) -> None:
+def write_fixture(name: str, tokenizer: Tokenizer, count: int, header: dict | None = None) -> None:
     rng = random.Random(f"{SEED}-{name}")
     specials = special_strings(tokenizer)
-    lines = []
+    lines = [json.dumps(header, ensure_ascii=False)] if header else []
     # Hand-picked edge cases first, then the generated strings.
     texts = ["", " ", "  ", "\n", "hello", " hello", "hello world", "Hello, World!", "  leading", "trailing  ",
              "a\n\nb", "1234567890", "3.14159", "ⅣⅫ½", "x" * 300, " " * 40, "\n" * 12, "😀" * 5]
@@ -126,6 +126,45 @@ def write_fixture(name: str, tokenizer: Tokenizer, count: int) -> None:
     path = OUT / f"{name}.jsonl.zst"
     subprocess.run(["zstd", "-q", "-19", "-f", "-o", str(path)], input=data, check=True)
     print(f"{path}: {len(texts)} strings, {path.stat().st_size} bytes", file=sys.stderr)
+
+
+# Edits to a tokenizer.json that exercise NFC/NFKC normalizers and the added-token flags
+# (lstrip, rstrip, single_word, normalized). The fixture's first line stores the patch so
+# the C++ test applies the same edits before comparing.
+PATCHES = {
+    "llama3-flags": ("llama3", {
+        "normalizer": {"type": "NFC"},
+        "added_tokens_update": {"<|eot_id|>": {"lstrip": True}, "<|start_header_id|>": {"rstrip": True},
+                                "<|end_header_id|>": {"lstrip": True, "rstrip": True}},
+        "added_tokens_append": [
+            {"id": 128256, "content": "qqhello", "single_word": True, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": False},
+            {"id": 128257, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
+             "normalized": False, "special": True},
+        ],
+    }),
+    "mistral-7b-flags": ("mistral-7b", {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFKC"}, {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "added_tokens_update": {"</s>": {"lstrip": True, "rstrip": True}},
+        "added_tokens_append": [
+            {"id": 32000, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
+             "normalized": False, "special": True},
+            {"id": 32001, "content": "qqword", "single_word": True, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": False},
+        ],
+    }),
+}
+
+
+def patched_tokenizer(base: str, patch: dict) -> Tokenizer:
+    root = json.loads((SHARED / f"tokenizers/{base}/tokenizer.json").read_text())
+    root["normalizer"] = patch["normalizer"]
+    for token in root["added_tokens"]:
+        token.update(patch["added_tokens_update"].get(token["content"], {}))
+    root["added_tokens"] += patch["added_tokens_append"]
+    return Tokenizer.from_str(json.dumps(root))
 
 
 def smollm2_tokenizer() -> Tokenizer:
@@ -233,6 +272,8 @@ def main() -> None:
     write_fixture("llama3", Tokenizer.from_file(str(SHARED / "tokenizers/llama3/tokenizer.json")), args.count)
     write_fixture("mistral-7b", Tokenizer.from_file(str(SHARED / "tokenizers/mistral-7b/tokenizer.json")),
                   args.count)
+    for name, (base, patch) in PATCHES.items():
+        write_fixture(name, patched_tokenizer(base, patch), 2000, {"base": base, "patch": patch})
     smollm2 = smollm2_tokenizer()
     write_fixture("smollm2", smollm2, args.count)
     json_text = smollm2.to_str().encode()

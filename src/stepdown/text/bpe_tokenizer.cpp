@@ -39,8 +39,17 @@ bool is_word_character(char32_t cp) {
 
 BpeTokenizer::BpeTokenizer(BpeSpec spec) : spec_(std::move(spec)) {
   const auto size = static_cast<TokenId>(spec_.pieces.size());
+  std::vector<bool> added_only(spec_.pieces.size(), false);
+  for (const AddedToken& token : spec_.added_tokens) {
+    check_id(token.id);
+    if (!token.in_model_vocab) added_only[token.id] = true;
+  }
   vocab_.reserve(spec_.pieces.size());
-  for (TokenId id = 0; id < size; ++id) vocab_.emplace(spec_.pieces[id], id);  // first id wins on duplicates
+  all_pieces_.reserve(spec_.pieces.size());
+  for (TokenId id = 0; id < size; ++id) {  // the first id wins on duplicates
+    all_pieces_.emplace(spec_.pieces[id], id);
+    if (!added_only[id]) vocab_.emplace(spec_.pieces[id], id);
+  }
 
   if (spec_.merge_order == MergeOrder::Rank) {
     merges_.reserve(spec_.merges.size());
@@ -326,8 +335,8 @@ std::vector<TokenId> BpeTokenizer::stop_ids() const {
 bool BpeTokenizer::is_special(TokenId id) const { return id >= 0 && id < vocab_size() && special_[id] != 0; }
 
 std::optional<TokenId> BpeTokenizer::find_token(std::string_view piece) const {
-  const auto it = vocab_.find(std::string(piece));
-  if (it == vocab_.end()) return std::nullopt;
+  const auto it = all_pieces_.find(std::string(piece));
+  if (it == all_pieces_.end()) return std::nullopt;
   return it->second;
 }
 

@@ -24,6 +24,9 @@ struct AddedToken {
   bool rstrip = false;  // ... and to its right
   bool normalized = false;
   bool single_word = false;  // matches only when not inside a word
+  // Whether the BPE model's own vocabulary holds this token too. Tokens added beyond it
+  // (Llama 3's <|eot_id|>) are never produced by merging or by ignore_merges.
+  bool in_model_vocab = true;
 };
 
 // How the BPE model picks the next pair to merge.
@@ -104,7 +107,8 @@ class BpeTokenizer final : public Tokenizer {
   void check_id(TokenId id) const;
 
   BpeSpec spec_;
-  std::unordered_map<std::string, TokenId> vocab_;
+  std::unordered_map<std::string, TokenId> vocab_;  // the BPE model's vocabulary
+  std::unordered_map<std::string, TokenId> all_pieces_;  // with added tokens, for find_token
   std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> merge
   std::vector<TokenId> byte_ids_;  // (256) id of <0xNN>, or -1
   std::vector<int8_t> special_;  // (vocab_size) 1 for special added tokens

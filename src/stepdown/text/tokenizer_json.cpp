@@ -272,6 +272,8 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view tokenizer_json,
       added.rstrip = token.value("rstrip", false);
       added.normalized = token.value("normalized", !added.special);
       added.single_word = token.value("single_word", false);
+      const auto in_vocab = vocab.find(added.content);
+      added.in_model_vocab = in_vocab != vocab.end() && in_vocab->get<TokenId>() == added.id;
       spec.pieces[added.id] = added.content;
       spec.added_tokens.push_back(std::move(added));
     }
