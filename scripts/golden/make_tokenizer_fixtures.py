@@ -167,6 +167,45 @@ def patched_tokenizer(base: str, patch: dict) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(root))
 
 
+class LlamaCppTokenizer:
+    """llama.cpp's tokenizer for a GGUF vocabulary (llama-cpp-python), where no HF
+    tokenizer.json exists (Gemma 3). Only ids are compared: llama.cpp's detokenizer is not
+    Hugging Face's decode."""
+
+    def __init__(self, path: Path):
+        import llama_cpp
+
+        self.model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        self.specials = []
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(path)).fields
+        tokens = fields["tokenizer.ggml.tokens"].contents()
+        types = fields["tokenizer.ggml.token_type"].contents()
+        self.specials = [t for t, kind in zip(tokens, types) if kind == 3 and "unused" not in t][:24]
+
+    def encode_ids(self, text: str, add_special: bool) -> list[int]:
+        return self.model.tokenize(text.encode(), add_bos=add_special, special=True)
+
+
+def write_llama_cpp_fixture(name: str, tokenizer: LlamaCppTokenizer, count: int) -> None:
+    rng = random.Random(f"{SEED}-{name}")
+    lines = [json.dumps({"oracle": "llama.cpp", "ids_only": True})]
+    texts = ["", " ", "hello", " hello", "Hello, World!", "a\n\nb", "1234567890", "😀" * 5, "x" * 300]
+    while len(texts) < count:
+        texts.append(random_text(rng, tokenizer.specials))
+    for text in texts:
+        ids = tokenizer.encode_ids(text, False)
+        ids_special = tokenizer.encode_ids(text, True)
+        record = {"text": text, "ids": ids}
+        if ids_special != ids:
+            record["ids_special"] = ids_special
+        lines.append(json.dumps(record, ensure_ascii=False))
+    path = OUT / f"{name}.jsonl.zst"
+    subprocess.run(["zstd", "-q", "-19", "-f", "-o", str(path)], input=("\n".join(lines) + "\n").encode(), check=True)
+    print(f"{path}: {len(texts)} strings, {path.stat().st_size} bytes", file=sys.stderr)
+
+
 def smollm2_tokenizer() -> Tokenizer:
     """The HF tokenizer equivalent to SmolLM2's GGUF vocabulary."""
     from gguf import GGUFReader
@@ -279,6 +318,7 @@ def main() -> None:
     json_text = smollm2.to_str().encode()
     subprocess.run(["zstd", "-q", "-19", "-f", "-o", str(OUT / "smollm2-tokenizer.json.zst")], input=json_text,
                    check=True)
+    write_llama_cpp_fixture("gemma3-llama-cpp", LlamaCppTokenizer(MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"), 3000)
     render_chat_templates()
 
 
