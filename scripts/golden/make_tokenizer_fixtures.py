@@ -188,9 +188,9 @@ class LlamaCppTokenizer:
         return self.model.tokenize(text.encode(), add_bos=add_special, special=True)
 
 
-def write_llama_cpp_fixture(name: str, tokenizer: LlamaCppTokenizer, count: int) -> None:
+def write_ids_fixture(name: str, tokenizer, count: int) -> None:
     rng = random.Random(f"{SEED}-{name}")
-    lines = [json.dumps({"oracle": "llama.cpp", "ids_only": True})]
+    lines = [json.dumps({"oracle": type(tokenizer).__name__, "ids_only": True})]
     texts = ["", " ", "hello", " hello", "Hello, World!", "a\n\nb", "1234567890", "😀" * 5, "x" * 300]
     while len(texts) < count:
         texts.append(random_text(rng, tokenizer.specials))
@@ -204,6 +204,52 @@ def write_llama_cpp_fixture(name: str, tokenizer: LlamaCppTokenizer, count: int)
     path = OUT / f"{name}.jsonl.zst"
     subprocess.run(["zstd", "-q", "-19", "-f", "-o", str(path)], input=("\n".join(lines) + "\n").encode(), check=True)
     print(f"{path}: {len(texts)} strings, {path.stat().st_size} bytes", file=sys.stderr)
+
+
+class Llama2cTokenizer:
+    """llama2.c's encode() for a tokenizer.bin, transcribed from its published algorithm:
+    a dummy-prefix space, a vocabulary lookup per character with byte fallback to id
+    byte + 3, then repeated merges of the adjacent pair whose joined piece has the highest
+    score (the first such pair on ties). Written independently of the C++ BPE code."""
+
+    def __init__(self, path: Path):
+        import struct
+
+        data = path.read_bytes()
+        offset = 4
+        self.pieces, self.scores = [], []
+        while offset < len(data):
+            score, length = struct.unpack_from("<fi", data, offset)
+            offset += 8
+            self.pieces.append(data[offset:offset + length])
+            self.scores.append(score)
+            offset += length
+        self.lookup = {}
+        for i, piece in enumerate(self.pieces):
+            self.lookup.setdefault(piece, i)
+        self.specials = ["<s>", "</s>", "<unk>"]
+
+    def encode_ids(self, text: str, add_special: bool) -> list[int]:
+        ids = [1] if add_special else []
+        if not text:
+            return ids
+        tokens = [self.lookup[b" "]]
+        for char in text:
+            encoded = char.encode()
+            if encoded in self.lookup:
+                tokens.append(self.lookup[encoded])
+            else:
+                tokens.extend(byte + 3 for byte in encoded)
+        while True:
+            best_score, best_index, best_id = None, -1, -1
+            for i in range(len(tokens) - 1):
+                merged = self.lookup.get(self.pieces[tokens[i]] + self.pieces[tokens[i + 1]])
+                if merged is not None and (best_score is None or self.scores[merged] > best_score):
+                    best_score, best_index, best_id = self.scores[merged], i, merged
+            if best_index < 0:
+                break
+            tokens[best_index:best_index + 2] = [best_id]
+        return ids + tokens
 
 
 def smollm2_tokenizer() -> Tokenizer:
@@ -318,7 +364,9 @@ def main() -> None:
     json_text = smollm2.to_str().encode()
     subprocess.run(["zstd", "-q", "-19", "-f", "-o", str(OUT / "smollm2-tokenizer.json.zst")], input=json_text,
                    check=True)
-    write_llama_cpp_fixture("gemma3-llama-cpp", LlamaCppTokenizer(MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"), 3000)
+    write_ids_fixture("gemma3-llama-cpp", LlamaCppTokenizer(MODEL_CACHE / "gemma-3-270m-q4_k_m.gguf"), 3000)
+    write_ids_fixture("stories260k-llama2c", Llama2cTokenizer(SHARED / "models/stories260K/tok512.bin"), 2000)
+    write_ids_fixture("llama2-llama2c", Llama2cTokenizer(SHARED / "models/llama2-tokenizer/tokenizer.bin"), 2000)
     render_chat_templates()
 
 

@@ -161,5 +161,18 @@ TEST(TokenizerGolden, Gemma3GgufMatchesLlamaCpp) {
   check_against_fixture(*tokenizer, "gemma3-llama-cpp.jsonl.zst", sentencepiece_lossless, 3000);
 }
 
+// llama2.c tokenizer.bin files against a Python transcription of llama2.c's encode().
+TEST(TokenizerGolden, Stories260kTokenizerBinMatchesLlama2c) {
+  const auto tokenizer = load_llama2c_tokenizer(test::shared_dir() / "models/stories260K/tok512.bin");
+  EXPECT_EQ(tokenizer->vocab_size(), 512);
+  check_against_fixture(*tokenizer, "stories260k-llama2c.jsonl.zst", always_lossless, 2000);
+}
+
+TEST(TokenizerGolden, Llama2TokenizerBinMatchesLlama2c) {
+  const auto tokenizer = load_llama2c_tokenizer(test::shared_dir() / "models/llama2-tokenizer/tokenizer.bin");
+  EXPECT_EQ(tokenizer->vocab_size(), 32000);
+  check_against_fixture(*tokenizer, "llama2-llama2c.jsonl.zst", always_lossless, 2000);
+}
+
 }  // namespace
 }  // namespace stepdown::text
