@@ -2,10 +2,10 @@
 """Write the tokenizer golden fixtures under tests/golden/tokenizer/.
 
 The oracle is Hugging Face `tokenizers` (PyPI). For each tokenizer the script generates
-N strings with a fixed seed (ASCII, runs of spaces and newlines, digits, punctuation,
-accented Latin, CJK, emoji, and special-token strings inside text), encodes each with
-and without special tokens, decodes the ids both ways, and stores one JSON object per
-line, compressed with zstd:
+N strings with a fixed seed: ASCII, runs of spaces and newlines, digits, punctuation,
+accented Latin, CJK, emoji, and special-token strings inside text. It encodes each with
+and without special tokens and decodes the ids both ways. Each line of the zstd-compressed
+output is one JSON object:
 
   {"text": ..., "ids": [...], "ids_special": [...], "decoded": ..., "decoded_skip": ...}
 
@@ -207,10 +207,11 @@ def write_ids_fixture(name: str, tokenizer, count: int) -> None:
 
 
 class Llama2cTokenizer:
-    """llama2.c's encode() for a tokenizer.bin, transcribed from its published algorithm:
-    a dummy-prefix space, a vocabulary lookup per character with byte fallback to id
-    byte + 3, then repeated merges of the adjacent pair whose joined piece has the highest
-    score (the first such pair on ties). Written independently of the C++ BPE code."""
+    """llama2.c's encode() for a tokenizer.bin, transcribed from its published algorithm.
+
+    It adds a dummy-prefix space and looks each character up, falling back to id byte + 3.
+    Then it repeatedly merges the adjacent pair whose joined piece has the highest score,
+    the first such pair on ties. It is written independently of the C++ BPE code."""
 
     def __init__(self, path: Path):
         import struct
@@ -326,10 +327,11 @@ def render_chat_templates() -> None:
     templates["chatml"] = (smollm.fields["tokenizer.chat_template"].contents(), {})
     llama3_config = json.loads((SHARED / "tokenizers/llama3/tokenizer_config.json").read_text())
     templates["llama3"] = (llama3_config["chat_template"], {"bos_token": llama3_config["bos_token"]})
-    # Neither the Mistral tokenizer_config.json in the shared folder nor the Gemma 3 GGUF
+    # Neither the Mistral tokenizer_config.json used by the tests nor the Gemma 3 GGUF
     # carries a chat template, so these two are written here from the layouts Mistral and
-    # Google publish: Mistral's v0.1 [INST] layout, with a system message put before the
-    # first user message as its later templates do; Gemma 3's template for text turns.
+    # Google publish. Mistral's is the v0.1 [INST] layout, with a system message put before
+    # the first user message as its later templates do. Gemma's is Gemma 3's template for
+    # text turns.
     templates["mistral"] = (MISTRAL_TEMPLATE, {"bos_token": "<s>", "eos_token": "</s>"})
     templates["gemma"] = (GEMMA_TEMPLATE, {"bos_token": "<bos>"})
     out = {}

@@ -24,14 +24,14 @@ struct Mismatches {
   size_t count = 0;
   std::string examples;
 
-  void add(const std::string& what, const std::string& text, const json& expected, const json& found) {
+  void add(const std::string& check, const std::string& text, const json& expected, const json& found) {
     if (++count <= 5) {
-      examples += what + " for " + json(text).dump() + "\n  expected " + expected.dump() + "\n  found    " + found.dump() + "\n";
+      examples += check + " for " + json(text).dump() + "\n  expected " + expected.dump() + "\n  found    " + found.dump() + "\n";
     }
   }
 };
 
-// Checks every fixture line; `lossless` says whether decode(encode(text)) must give the text.
+// Checks every fixture line. `lossless` tells whether decode(encode(text)) must give the text.
 void check_against_fixture(const Tokenizer& tokenizer, const std::string& fixture_name,
                            bool (*lossless)(const std::string& text), size_t min_strings = 10000) {
   const std::string lines = test::read_zstd_file(fixture(fixture_name));
@@ -84,8 +84,9 @@ void check_against_fixture(const Tokenizer& tokenizer, const std::string& fixtur
 
 bool always_lossless(const std::string&) { return true; }
 
-// SentencePiece text is lossless unless it holds "▁" itself or a special-token string (the
-// text after a special token gets its own dummy-prefix space).
+// SentencePiece text is lossless unless it contains "▁" itself or could contain a
+// special-token string ('<'), because the text after a special token gets its own
+// dummy-prefix space.
 bool sentencepiece_lossless(const std::string& text) {
   return text.find("\xE2\x96\x81") == std::string::npos && text.find('<') == std::string::npos;
 }

@@ -1,7 +1,7 @@
 #pragma once
-// The one Tokenizer implementation: added-token matching, then per text segment a
-// normalizer, a pre-tokenizer and a BPE model, then the post-processor's special tokens;
-// decoding runs a decoder chain. The loaders for tokenizer.json, GGUF vocabularies and
+// The one Tokenizer implementation. Encoding matches added tokens, then runs a normalizer,
+// a pre-tokenizer and a BPE model on each text segment between them, then adds the
+// post-processor's special tokens. Decoding runs a decoder chain. The loaders for tokenizer.json, GGUF vocabularies and
 // llama2.c tokenizer.bin each fill a BpeSpec.
 #include <memory>
 #include <string>
@@ -24,12 +24,12 @@ struct AddedToken {
   bool rstrip = false;  // ... and to its right
   bool normalized = false;
   bool single_word = false;  // matches only when not inside a word
-  // Whether the BPE model's own vocabulary holds this token too. Tokens added beyond it
+  // Whether the BPE model's own vocabulary contains this token too. Tokens added beyond it
   // (Llama 3's <|eot_id|>) are never produced by merging or by ignore_merges.
   bool in_model_vocab = true;
 };
 
-// How the BPE model picks the next pair to merge.
+// The rule by which the BPE model picks the next pair to merge.
 enum class MergeOrder {
   // The lowest rank in the merges list (tokenizer.json, GGUF "gpt2" vocabularies).
   Rank,
@@ -38,7 +38,7 @@ enum class MergeOrder {
   Score,
 };
 
-// How a vocabulary string maps to the bytes it stands for.
+// The mapping from a vocabulary string to the bytes it represents.
 enum class PieceEncoding {
   ByteLevel,  // GPT-2 code points, one per byte
   Metaspace,  // "▁" for a space, <0xNN> for a raw byte

@@ -306,7 +306,7 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view tokenizer_json,
     };
     spec.bos_id = find_id(config_token(config, "bos_token"));
     spec.eos_id = find_id(config_token(config, "eos_token"));
-    // Without a post-processor, transformers adds BOS/EOS as tokenizer_config.json says.
+    // Without a post-processor, transformers adds BOS/EOS as tokenizer_config.json specifies.
     if (post.is_null()) {
       if (config.value("add_bos_token", false) && spec.bos_id) spec.prefix_ids.push_back(*spec.bos_id);
       if (config.value("add_eos_token", false) && spec.eos_id) spec.suffix_ids.push_back(*spec.eos_id);
