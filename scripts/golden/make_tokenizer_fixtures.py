@@ -133,7 +133,7 @@ def write_fixture(name: str, tokenizer: Tokenizer, count: int, header: dict | No
 # the C++ test applies the same edits before comparing.
 PATCHES = {
     "llama3-flags": ("llama3", {
-        "normalizer": {"type": "NFC"},
+        "replace": {"normalizer": {"type": "NFC"}},
         "added_tokens_update": {"<|eot_id|>": {"lstrip": True}, "<|start_header_id|>": {"rstrip": True},
                                 "<|end_header_id|>": {"lstrip": True, "rstrip": True}},
         "added_tokens_append": [
@@ -144,9 +144,9 @@ PATCHES = {
         ],
     }),
     "mistral-7b-flags": ("mistral-7b", {
-        "normalizer": {"type": "Sequence", "normalizers": [
+        "replace": {"normalizer": {"type": "Sequence", "normalizers": [
             {"type": "NFKC"}, {"type": "Prepend", "prepend": "\u2581"},
-            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}},
         "added_tokens_update": {"</s>": {"lstrip": True, "rstrip": True}},
         "added_tokens_append": [
             {"id": 32000, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
@@ -155,12 +155,27 @@ PATCHES = {
              "normalized": False, "special": False},
         ],
     }),
+    # The Metaspace pre-tokenizer and decoder that non-legacy Llama-family files use.
+    "mistral-7b-metaspace": ("mistral-7b", {
+        "replace": {
+            "normalizer": None,
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
+            "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
+        },
+        "added_tokens_update": {}, "added_tokens_append": [],
+    }),
+    # ByteLevel with add_prefix_space, as GPT-2 and RoBERTa files have it.
+    "llama3-prefix-space": ("llama3", {
+        "replace": {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                                      "use_regex": True}},
+        "added_tokens_update": {}, "added_tokens_append": [],
+    }),
 }
 
 
 def patched_tokenizer(base: str, patch: dict) -> Tokenizer:
     root = json.loads((SHARED / f"tokenizers/{base}/tokenizer.json").read_text())
-    root["normalizer"] = patch["normalizer"]
+    root.update(patch["replace"])
     for token in root["added_tokens"]:
         token.update(patch["added_tokens_update"].get(token["content"], {}))
     root["added_tokens"] += patch["added_tokens_append"]
