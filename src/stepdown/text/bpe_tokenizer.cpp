@@ -1,6 +1,7 @@
 #include "stepdown/text/bpe_tokenizer.h"
 
 #include <algorithm>
+#include <queue>
 
 #include <fmt/format.h>
 #include <utf8proc.h>
@@ -229,30 +230,59 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& id
     // NOTE: without an unknown token such a character is dropped, as tokenizers' BPE does.
   }
 
-  // Merge the best pair (lowest priority, leftmost on ties) until none is left. Each
-  // merge recomputes only the two pairs next to it.
-  std::vector<std::optional<Merge>> pair_merges(symbols.size() > 0 ? symbols.size() - 1 : 0);
-  const auto refresh = [&](size_t i) {
-    if (i + 1 >= symbols.size()) return;
-    const Symbol &left = symbols[i], &right = symbols[i + 1];
-    pair_merges[i] = (left.unknown || right.unknown) ? std::nullopt : find_merge(left.id, right.id, left.text, right.text);
-  };
-  for (size_t i = 0; i + 1 < symbols.size(); ++i) refresh(i);
-  while (symbols.size() > 1) {
-    size_t best = pair_merges.size();
-    for (size_t i = 0; i < pair_merges.size(); ++i) {
-      if (pair_merges[i] && (best == pair_merges.size() || pair_merges[i]->priority < pair_merges[best]->priority)) {
-        best = i;
-      }
-    }
-    if (best == pair_merges.size()) break;
-    symbols[best].id = pair_merges[best]->merged_id;
-    symbols[best].text += symbols[best + 1].text;
-    symbols.erase(symbols.begin() + static_cast<ptrdiff_t>(best) + 1);
-    pair_merges.erase(pair_merges.begin() + static_cast<ptrdiff_t>(best));
-    refresh(best);
-    if (best > 0) refresh(best - 1);
+  // Merge the best pair (lowest priority, leftmost on ties) until none is left. Symbols
+  // form a linked list and candidate pairs wait in a min-heap, so a word of n characters
+  // costs O(n log n): SentencePiece vocabularies without a pre-tokenizer see whole texts
+  // as one word. A heap entry is stale once either symbol has merged since it was pushed.
+  const size_t count = symbols.size();
+  std::vector<size_t> next(count), previous(count);
+  std::vector<uint32_t> version(count, 0);
+  std::vector<bool> alive(count, true);
+  for (size_t i = 0; i < count; ++i) {
+    next[i] = i + 1;
+    previous[i] = i == 0 ? count : i - 1;
   }
+  struct Candidate {
+    double priority;
+    size_t left, right;
+    uint32_t left_version, right_version;
+    TokenId merged_id;
+    bool operator>(const Candidate& other) const {
+      return priority != other.priority ? priority > other.priority : left > other.left;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+  const auto push_pair = [&](size_t left) {
+    if (left >= count) return;
+    const size_t right = next[left];
+    if (right >= count) return;
+    const Symbol &a = symbols[left], &b = symbols[right];
+    if (a.unknown || b.unknown) return;
+    if (const auto merge = find_merge(a.id, b.id, a.text, b.text)) {
+      queue.push({merge->priority, left, right, version[left], version[right], merge->merged_id});
+    }
+  };
+  for (size_t i = 0; i + 1 < count; ++i) push_pair(i);
+  while (!queue.empty()) {
+    const Candidate top = queue.top();
+    queue.pop();
+    if (!alive[top.left] || !alive[top.right] || next[top.left] != top.right || version[top.left] != top.left_version ||
+        version[top.right] != top.right_version) {
+      continue;
+    }
+    Symbol& merged = symbols[top.left];
+    merged.id = top.merged_id;
+    merged.text += symbols[top.right].text;
+    ++version[top.left];
+    alive[top.right] = false;
+    next[top.left] = next[top.right];
+    if (next[top.left] < count) previous[next[top.left]] = top.left;
+    push_pair(previous[top.left]);
+    push_pair(top.left);
+  }
+  std::vector<Symbol> merged_symbols;
+  for (size_t i = 0; i < count; i = next[i]) merged_symbols.push_back(std::move(symbols[i]));
+  symbols = std::move(merged_symbols);
 
   for (const Symbol& symbol : symbols) {
     if (symbol.id >= 0) {
