@@ -107,6 +107,9 @@ def write_fixture(name: str, tokenizer: Tokenizer, count: int, header: dict | No
     texts = ["", " ", "  ", "\n", "hello", " hello", "hello world", "Hello, World!", "  leading", "trailing  ",
              "a\n\nb", "1234567890", "3.14159", "ⅣⅫ½", "x" * 300, " " * 40, "\n" * 12, "😀" * 5]
     texts += [specials[0], specials[0] + specials[0], "a" + specials[0] + "b", " " + specials[-1] + " "]
+    # A few long texts: SentencePiece vocabularies without a pre-tokenizer merge them as
+    # one word.
+    texts += ["".join(random_text(rng, specials) for _ in range(150)) for _ in range(3)]
     while len(texts) < count:
         texts.append(random_text(rng, specials))
     for text in texts:

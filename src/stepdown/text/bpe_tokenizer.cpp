@@ -29,11 +29,27 @@ std::optional<char32_t> code_point_before(std::string_view text, size_t pos, siz
   return cp;
 }
 
+// A character of the regex class \w in its Unicode form (letters, marks, decimal digits,
+// connector punctuation, joiners), which single_word tokens may not touch. Other numbers
+// such as '²' do not count, matching tokenizers 0.23.
 bool is_word_character(char32_t cp) {
-  if (cp == '_') return true;
-  const utf8proc_category_t category = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
-  return (category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_LO) ||
-         (category >= UTF8PROC_CATEGORY_ND && category <= UTF8PROC_CATEGORY_NO);
+  if (cp == 0x200C || cp == 0x200D) return true;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_PC:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
