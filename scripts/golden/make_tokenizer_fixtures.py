@@ -144,6 +144,8 @@ PATCHES = {
              "normalized": False, "special": False},
             {"id": 128257, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
              "normalized": False, "special": True},
+            {"id": 128258, "content": "e\u0301x", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": True, "special": False},
         ],
     }),
     "mistral-7b-flags": ("mistral-7b", {
@@ -156,6 +158,8 @@ PATCHES = {
              "normalized": False, "special": True},
             {"id": 32001, "content": "qqword", "single_word": True, "lstrip": False, "rstrip": False,
              "normalized": False, "special": False},
+            {"id": 32002, "content": "zzq", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": True, "special": False},
         ],
     }),
     # The Metaspace pre-tokenizer and decoder that non-legacy Llama-family files use.

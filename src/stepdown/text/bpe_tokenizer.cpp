@@ -90,20 +90,25 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec) : spec_(std::move(spec)) {
   }
 
   special_.assign(spec_.pieces.size(), 0);
-  added_by_first_byte_.resize(256);
   for (size_t i = 0; i < spec_.added_tokens.size(); ++i) {
     const AddedToken& token = spec_.added_tokens[i];
-    check_id(token.id);
     added_index_[token.id] = i;
     if (token.special) special_[token.id] = 1;
-    if (spec_.match_added_tokens && !token.content.empty()) {
-      added_by_first_byte_[static_cast<unsigned char>(token.content[0])].push_back(i);
-    }
+    if (!spec_.match_added_tokens || token.content.empty()) continue;
+    // A normalized=true token is looked for in normalized text, so in its normalized form.
+    Segment content{token.content, true};
+    if (token.normalized && spec_.normalizer) spec_.normalizer->normalize(content);
+    // tokenizers also decodes such a token from its normalized form.
+    if (token.normalized) added_normalized_content_[token.id] = content.text;
+    AddedTokenTable& table = token.normalized ? normalized_added_ : raw_added_;
+    if (table.empty()) table.resize(256);
+    table[static_cast<unsigned char>(content.text[0])].emplace_back(content.text, i);
   }
-  for (auto& candidates : added_by_first_byte_) {
-    std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
-      return spec_.added_tokens[a].content.size() > spec_.added_tokens[b].content.size();
-    });
+  for (AddedTokenTable* table : {&raw_added_, &normalized_added_}) {
+    for (auto& candidates : *table) {
+      std::stable_sort(candidates.begin(), candidates.end(),
+                       [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    }
   }
 }
 
@@ -120,29 +125,46 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
   std::vector<TokenId> ids;
   if (add_special) ids = spec_.prefix_ids;
 
-  // Added tokens cut the text into segments; the leftmost match wins, the longest among
-  // those starting at the same byte.
+  // Tokens with normalized=false are found in the raw text. Each segment between them is
+  // normalized, then split on the normalized=true tokens, as tokenizers does.
+  split_on_added_tokens(text, true, raw_added_, ids, [&](std::string_view segment, bool at_start) {
+    Segment normalized{std::string(segment), at_start};
+    if (spec_.normalizer) spec_.normalizer->normalize(normalized);
+    split_on_added_tokens(normalized.text, at_start, normalized_added_, ids,
+                          [&](std::string_view part, bool part_at_start) { encode_segment(part, part_at_start, ids); });
+  });
+
+  if (add_special) ids.insert(ids.end(), spec_.suffix_ids.begin(), spec_.suffix_ids.end());
+  return ids;
+}
+
+template <class OnText>
+void BpeTokenizer::split_on_added_tokens(std::string_view text, bool at_start, const AddedTokenTable& table,
+                                         std::vector<TokenId>& ids, OnText on_text) const {
+  // The leftmost match wins, and the longest among those starting at the same byte.
   size_t segment_start = 0;
   size_t pos = 0;
-  while (pos < text.size()) {
+  while (pos < text.size() && !table.empty()) {
     const AddedToken* match = nullptr;
-    for (size_t index : added_by_first_byte_[static_cast<unsigned char>(text[pos])]) {
+    size_t match_size = 0;
+    for (const auto& [content, index] : table[static_cast<unsigned char>(text[pos])]) {
+      if (text.compare(pos, content.size(), content) != 0) continue;
       const AddedToken& token = spec_.added_tokens[index];
-      if (text.compare(pos, token.content.size(), token.content) != 0) continue;
       if (token.single_word) {
-        size_t before_start = 0, after = pos + token.content.size();
+        size_t before_start = 0, after = pos + content.size();
         const auto before = code_point_before(text, pos, before_start);
         const auto next = after < text.size() ? next_code_point(text, after) : std::nullopt;
         if ((before && is_word_character(*before)) || (next && is_word_character(*next))) continue;
       }
       match = &token;
+      match_size = content.size();
       break;
     }
     if (match == nullptr) {
       ++pos;
       continue;
     }
-    size_t match_begin = pos, match_end = pos + match->content.size();
+    size_t match_begin = pos, match_end = pos + match_size;
     if (match->lstrip) {
       size_t start = 0;
       while (match_begin > segment_start) {
@@ -159,20 +181,17 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
         match_end = cursor;
       }
     }
-    encode_segment(std::string(text.substr(segment_start, match_begin - segment_start)), segment_start == 0, ids);
+    if (match_begin > segment_start) {
+      on_text(text.substr(segment_start, match_begin - segment_start), at_start && segment_start == 0);
+    }
     ids.push_back(match->id);
     segment_start = pos = match_end;
   }
-  encode_segment(std::string(text.substr(segment_start)), segment_start == 0, ids);
-
-  if (add_special) ids.insert(ids.end(), spec_.suffix_ids.begin(), spec_.suffix_ids.end());
-  return ids;
+  if (segment_start < text.size()) on_text(text.substr(segment_start), at_start && segment_start == 0);
 }
 
-void BpeTokenizer::encode_segment(std::string text, bool at_start, std::vector<TokenId>& ids) const {
-  if (text.empty()) return;
-  std::vector<Segment> words{{std::move(text), at_start}};
-  if (spec_.normalizer) spec_.normalizer->normalize(words[0]);
+void BpeTokenizer::encode_segment(std::string_view text, bool at_start, std::vector<TokenId>& ids) const {
+  std::vector<Segment> words{{std::string(text), at_start}};
   if (spec_.pre_tokenizer) spec_.pre_tokenizer->pre_tokenize(words);
   for (const Segment& word : words) {
     if (!word.text.empty()) encode_word(word.text, ids);
@@ -353,8 +372,13 @@ std::string BpeTokenizer::decode(const std::vector<TokenId>& ids, bool skip_spec
   for (TokenId id : ids) {
     check_id(id);
     if (skip_special && special_[id]) continue;
-    const auto it = added_index_.find(id);
-    tokens.push_back(it != added_index_.end() ? spec_.added_tokens[it->second].content : spec_.pieces[id]);
+    if (const auto it = added_normalized_content_.find(id); it != added_normalized_content_.end()) {
+      tokens.push_back(it->second);
+    } else if (const auto added = added_index_.find(id); added != added_index_.end()) {
+      tokens.push_back(spec_.added_tokens[added->second].content);
+    } else {
+      tokens.push_back(spec_.pieces[id]);
+    }
   }
   std::string text;
   if (spec_.decoder) {

@@ -103,7 +103,17 @@ class BpeTokenizer final : public Tokenizer {
   std::optional<Merge> find_merge(TokenId left, TokenId right, const std::string& left_text,
                                   const std::string& right_text) const;
   void append_byte_tokens(std::string_view bytes, std::vector<TokenId>& ids) const;
-  void encode_segment(std::string segment, bool at_start, std::vector<TokenId>& ids) const;
+  // (256) by first byte: the content to look for and the index in spec_.added_tokens,
+  // longest content first. Empty when there is nothing to look for.
+  using AddedTokenTable = std::vector<std::vector<std::pair<std::string, size_t>>>;
+
+  // Calls on_text(text, at_start) for each stretch of `text` between added tokens of
+  // `table`, and appends the ids of the tokens found, in order.
+  template <class OnText>
+  void split_on_added_tokens(std::string_view text, bool at_start, const AddedTokenTable& table,
+                             std::vector<TokenId>& ids, OnText on_text) const;
+  // Pre-tokenizes normalized text and appends the ids of its words.
+  void encode_segment(std::string_view text, bool at_start, std::vector<TokenId>& ids) const;
   void check_id(TokenId id) const;
 
   BpeSpec spec_;
@@ -113,7 +123,9 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<TokenId> byte_ids_;  // (256) id of <0xNN>, or -1
   std::vector<int8_t> special_;  // (vocab_size) 1 for special added tokens
   std::unordered_map<TokenId, size_t> added_index_;  // id -> index in spec_.added_tokens
-  std::vector<std::vector<size_t>> added_by_first_byte_;  // (256) added tokens, longest first
+  AddedTokenTable raw_added_;  // tokens with normalized=false, matched in the input text
+  AddedTokenTable normalized_added_;  // tokens with normalized=true, matched after normalizing
+  std::unordered_map<TokenId, std::string> added_normalized_content_;  // id -> normalized form
 };
 
 }  // namespace stepdown::text

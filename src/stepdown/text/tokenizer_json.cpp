@@ -277,9 +277,6 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view tokenizer_json,
       spec.pieces[added.id] = added.content;
       spec.added_tokens.push_back(std::move(added));
     }
-    // NOTE: added tokens with normalized=true are matched on the raw text, where
-    // tokenizers matches them after normalization; the two differ only when the
-    // normalizer rewrites the token's own characters.
 
     if (const json& node = root.value("normalizer", json()); !node.is_null()) spec.normalizer = reader.normalizer(node, "normalizer");
     if (const json& node = root.value("pre_tokenizer", json()); !node.is_null()) {
