@@ -50,7 +50,10 @@ CJK = ["你好", "世界", "中文测试", "日本語", "テキスト", "カタ�
 EMOJI = ["😀", "👍🏽", "🇺🇸", "❤️", "👨‍👩‍👧", "🎉", "🤖", "✨", "🔥", "💯", "😂😂", "🙂"]
 PUNCT = list(".,;:!?-_()[]{}<>\"'`~@#$%^&*+=/\\|") + ["...", "--", "!!", "?!", "->", "=>", "::", "</", "/>"]
 OTHER = ["Россия", "Українa", "Ελληνικά", "مرحبا", "שלום", "हिन्दी", "ไทย", "\u00a0", "\u200b", "\u3000",
-         "\t", "\r\n", "\u2028", "½", "²", "Ⅻ", "١٢٣", "𝔘𝔫𝔦"]
+         "\t", "\r\n", "\u2028", "½", "²", "Ⅻ", "١٢٣", "𝔘𝔫𝔦",
+         # Words that Llama 3's vocabulary holds whole but its merges would split, so they
+         # only come out as one token with ignore_merges.
+         " việc", " hợp", " nhiều", "mektedir", " değiş", " характ", " ایران"]
 
 
 def random_text(rng: random.Random, specials: list[str]) -> str:

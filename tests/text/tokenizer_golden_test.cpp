@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "stepdown/io/metadata.h"
 #include "stepdown/io/model_file.h"
 #include "stepdown/text/model_tokenizer.h"
 #include "stepdown/text/tokenizer.h"
@@ -162,6 +163,34 @@ TEST(TokenizerGolden, SmolLM2GgufMatchesHuggingFace) {
   EXPECT_EQ(tokenizer->bos_id(), 1);
   EXPECT_EQ(tokenizer->eos_id(), 2);
   check_against_fixture(*tokenizer, "smollm2.jsonl.zst", always_lossless);
+}
+
+// The GGUF "llama-bpe" path: Llama 3's tokenizer.json rewritten as the tokenizer.ggml.*
+// metadata that llama.cpp's converter writes gives the HF ids.
+TEST(TokenizerGolden, Llama3AsGgufMetadataMatchesHuggingFace) {
+  const json root = json::parse(read_file(test::shared_dir() / "tokenizers/llama3/tokenizer.json"));
+  std::vector<std::string> tokens(128256);
+  std::vector<int32_t> types(tokens.size(), 1);
+  for (const auto& [piece, id] : root.at("model").at("vocab").items()) tokens.at(id.get<size_t>()) = piece;
+  for (const json& token : root.at("added_tokens")) {
+    tokens.at(token.at("id").get<size_t>()) = token.at("content");
+    types.at(token.at("id").get<size_t>()) = 3;  // control
+  }
+  std::vector<std::string> merges;
+  for (const json& merge : root.at("model").at("merges")) merges.push_back(merge.get<std::string>());
+
+  io::Metadata metadata;
+  metadata.set_string("tokenizer.ggml.model", "gpt2");
+  metadata.set_string("tokenizer.ggml.pre", "llama-bpe");
+  metadata.set_string_array("tokenizer.ggml.tokens", tokens);
+  metadata.set_i32_array("tokenizer.ggml.token_type", types);
+  metadata.set_string_array("tokenizer.ggml.merges", merges);
+  metadata.set_u32("tokenizer.ggml.bos_token_id", 128000);
+  metadata.set_u32("tokenizer.ggml.eos_token_id", 128001);
+  metadata.set_bool("tokenizer.ggml.add_bos_token", false);
+  const auto tokenizer = load_gguf_tokenizer(metadata);
+  EXPECT_EQ(tokenizer->bos_id(), 128000);
+  check_against_fixture(*tokenizer, "llama3.jsonl.zst", always_lossless);
 }
 
 // Gemma 3's SentencePiece vocabulary (scores, byte tokens, no space prefix) against
