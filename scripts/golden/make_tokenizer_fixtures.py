@@ -13,11 +13,12 @@ output is one JSON object:
 and `decoded` respectively, which keeps the files small.
 
 SmolLM2 ships no tokenizer.json inside its GGUF, so the script builds the equivalent HF
-tokenizer from the GGUF vocabulary (tokens, merges, control tokens) with the
-pre-tokenizer that SmolLM2's published tokenizer.json uses: Digits with individual
-digits, then ByteLevel with the GPT-2 regex and no prefix space. That tokenizer is saved
-beside the fixtures (tokenizer.json.zst) so the C++ test can load the same vocabulary
-without the GGUF reader.
+tokenizer from the GGUF vocabulary (tokens, merges, control tokens). Its pipeline is the
+one SmolLM2-135M's tokenizer.json has: no normalizer, Digits with individual digits, then
+ByteLevel with the GPT-2 regex and no prefix space, and BPE without an unknown token.
+(A public export script, which checks that tokenizer.json field by field, gave these
+settings.) The tokenizer is saved as smollm2-tokenizer.json.zst, so the C++ test can
+load the same vocabulary without the GGUF reader.
 
 It also renders the chat templates with jinja2 from the template text the models ship
 (chat_templates.json).
@@ -51,7 +52,7 @@ EMOJI = ["😀", "👍🏽", "🇺🇸", "❤️", "👨‍👩‍👧", "🎉",
 PUNCT = list(".,;:!?-_()[]{}<>\"'`~@#$%^&*+=/\\|") + ["...", "--", "!!", "?!", "->", "=>", "::", "</", "/>"]
 OTHER = ["Россия", "Українa", "Ελληνικά", "مرحبا", "שלום", "हिन्दी", "ไทย", "\u00a0", "\u200b", "\u3000",
          "\t", "\r\n", "\u2028", "½", "²", "Ⅻ", "١٢٣", "𝔘𝔫𝔦",
-         # Words that Llama 3's vocabulary holds whole but its merges would split, so they
+         # Words that Llama 3's vocabulary contains whole but its merges would split, so they
          # only come out as one token with ignore_merges.
          " việc", " hợp", " nhiều", "mektedir", " değiş", " характ", " ایران"]
 

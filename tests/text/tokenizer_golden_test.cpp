@@ -32,7 +32,7 @@ struct Mismatches {
   }
 };
 
-// Checks every fixture line. `lossless` tells whether decode(encode(text)) must give the text.
+// Checks every fixture line. `lossless` is true for texts that decode(encode(text)) must give back.
 void check_against_fixture(const Tokenizer& tokenizer, const std::string& fixture_name,
                            bool (*lossless)(const std::string& text), size_t min_strings = 10000) {
   const std::string lines = test::read_zstd_file(fixture(fixture_name));

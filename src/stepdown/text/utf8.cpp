@@ -29,7 +29,8 @@ void append_utf8(std::string& out, char32_t cp) {
 }
 
 // Number of bytes of a valid sequence starting at text[pos] that are present, and whether
-// the sequence is complete. Follows the well-formed byte table of Unicode 15, table 3-7.
+// the sequence is complete. Overlong forms, surrogates and code points above U+10FFFF
+// are invalid.
 namespace {
 struct SequenceCheck {
   size_t valid = 0;  // bytes that form a valid (possibly incomplete) prefix
