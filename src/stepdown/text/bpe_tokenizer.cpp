@@ -100,6 +100,7 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec) : spec_(std::move(spec)) {
     if (token.normalized && spec_.normalizer) spec_.normalizer->normalize(content);
     // tokenizers also decodes such a token from its normalized form.
     if (token.normalized) added_normalized_content_[token.id] = content.text;
+    if (content.text.empty()) continue;
     AddedTokenTable& table = token.normalized ? normalized_added_ : raw_added_;
     if (table.empty()) table.resize(256);
     table[static_cast<unsigned char>(content.text[0])].emplace_back(content.text, i);
