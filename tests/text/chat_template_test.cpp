@@ -68,8 +68,8 @@ TEST(ChatTemplate, Llama3MatchesJinja) {
 
 TEST(ChatTemplate, MistralMatchesJinja) { check_template("mistral", true); }
 
-// Gemma's Jinja template writes an unknown role such as "tool" into the turn header; the
-// code rejects it because Gemma only knows user and model turns.
+// Gemma's Jinja template writes an unknown role such as "tool" into the turn header. The
+// code rejects it, because Gemma was trained on user and model turns only.
 TEST(ChatTemplate, GemmaMatchesJinjaExceptUnknownRoles) {
   const auto chat = chat_template_by_name("gemma");
   const json& rendered = rendered_templates().at("gemma").at("rendered");

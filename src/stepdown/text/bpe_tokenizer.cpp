@@ -1,6 +1,7 @@
 #include "stepdown/text/bpe_tokenizer.h"
 
 #include <algorithm>
+#include <queue>
 
 #include <fmt/format.h>
 #include <utf8proc.h>
@@ -28,19 +29,44 @@ std::optional<char32_t> code_point_before(std::string_view text, size_t pos, siz
   return cp;
 }
 
+// A character of the regex class \w in its Unicode form (letters, marks, decimal digits,
+// connector punctuation, joiners), which single_word tokens may not touch. Other numbers
+// such as '²' do not count, matching tokenizers 0.23.
 bool is_word_character(char32_t cp) {
-  if (cp == '_') return true;
-  const utf8proc_category_t category = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
-  return (category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_LO) ||
-         (category >= UTF8PROC_CATEGORY_ND && category <= UTF8PROC_CATEGORY_NO);
+  if (cp == 0x200C || cp == 0x200D) return true;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_PC:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
 
 BpeTokenizer::BpeTokenizer(BpeSpec spec) : spec_(std::move(spec)) {
   const auto size = static_cast<TokenId>(spec_.pieces.size());
+  std::vector<bool> added_only(spec_.pieces.size(), false);
+  for (const AddedToken& token : spec_.added_tokens) {
+    check_id(token.id);
+    if (!token.in_model_vocab) added_only[token.id] = true;
+  }
   vocab_.reserve(spec_.pieces.size());
-  for (TokenId id = 0; id < size; ++id) vocab_.emplace(spec_.pieces[id], id);  // first id wins on duplicates
+  all_pieces_.reserve(spec_.pieces.size());
+  for (TokenId id = 0; id < size; ++id) {  // the first id wins on duplicates
+    all_pieces_.emplace(spec_.pieces[id], id);
+    if (!added_only[id]) vocab_.emplace(spec_.pieces[id], id);
+  }
 
   if (spec_.merge_order == MergeOrder::Rank) {
     merges_.reserve(spec_.merges.size());
@@ -64,20 +90,26 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec) : spec_(std::move(spec)) {
   }
 
   special_.assign(spec_.pieces.size(), 0);
-  added_by_first_byte_.resize(256);
   for (size_t i = 0; i < spec_.added_tokens.size(); ++i) {
     const AddedToken& token = spec_.added_tokens[i];
-    check_id(token.id);
     added_index_[token.id] = i;
     if (token.special) special_[token.id] = 1;
-    if (spec_.match_added_tokens && !token.content.empty()) {
-      added_by_first_byte_[static_cast<unsigned char>(token.content[0])].push_back(i);
-    }
+    if (!spec_.match_added_tokens || token.content.empty()) continue;
+    // A normalized=true token is looked for in normalized text, so in its normalized form.
+    Segment content{token.content, true};
+    if (token.normalized && spec_.normalizer) spec_.normalizer->normalize(content);
+    // tokenizers also decodes such a token from its normalized form.
+    if (token.normalized) added_normalized_content_[token.id] = content.text;
+    if (content.text.empty()) continue;
+    AddedTokenTable& table = token.normalized ? normalized_added_ : raw_added_;
+    if (table.empty()) table.resize(256);
+    table[static_cast<unsigned char>(content.text[0])].emplace_back(content.text, i);
   }
-  for (auto& candidates : added_by_first_byte_) {
-    std::stable_sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
-      return spec_.added_tokens[a].content.size() > spec_.added_tokens[b].content.size();
-    });
+  for (AddedTokenTable* table : {&raw_added_, &normalized_added_}) {
+    for (auto& candidates : *table) {
+      std::stable_sort(candidates.begin(), candidates.end(),
+                       [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    }
   }
 }
 
@@ -94,29 +126,46 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
   std::vector<TokenId> ids;
   if (add_special) ids = spec_.prefix_ids;
 
-  // Added tokens cut the text into segments; the leftmost match wins, the longest among
-  // those starting at the same byte.
+  // Tokens with normalized=false are found in the raw text. Each segment between them is
+  // normalized, then split on the normalized=true tokens, as tokenizers does.
+  split_on_added_tokens(text, true, raw_added_, ids, [&](std::string_view segment, bool at_start) {
+    Segment normalized{std::string(segment), at_start};
+    if (spec_.normalizer) spec_.normalizer->normalize(normalized);
+    split_on_added_tokens(normalized.text, at_start, normalized_added_, ids,
+                          [&](std::string_view part, bool part_at_start) { encode_segment(part, part_at_start, ids); });
+  });
+
+  if (add_special) ids.insert(ids.end(), spec_.suffix_ids.begin(), spec_.suffix_ids.end());
+  return ids;
+}
+
+template <class OnText>
+void BpeTokenizer::split_on_added_tokens(std::string_view text, bool at_start, const AddedTokenTable& table,
+                                         std::vector<TokenId>& ids, OnText on_text) const {
+  // The leftmost match wins, and the longest among those starting at the same byte.
   size_t segment_start = 0;
   size_t pos = 0;
-  while (pos < text.size()) {
+  while (pos < text.size() && !table.empty()) {
     const AddedToken* match = nullptr;
-    for (size_t index : added_by_first_byte_[static_cast<unsigned char>(text[pos])]) {
+    size_t match_size = 0;
+    for (const auto& [content, index] : table[static_cast<unsigned char>(text[pos])]) {
+      if (text.compare(pos, content.size(), content) != 0) continue;
       const AddedToken& token = spec_.added_tokens[index];
-      if (text.compare(pos, token.content.size(), token.content) != 0) continue;
       if (token.single_word) {
-        size_t before_start = 0, after = pos + token.content.size();
+        size_t before_start = 0, after = pos + content.size();
         const auto before = code_point_before(text, pos, before_start);
         const auto next = after < text.size() ? next_code_point(text, after) : std::nullopt;
         if ((before && is_word_character(*before)) || (next && is_word_character(*next))) continue;
       }
       match = &token;
+      match_size = content.size();
       break;
     }
     if (match == nullptr) {
       ++pos;
       continue;
     }
-    size_t match_begin = pos, match_end = pos + match->content.size();
+    size_t match_begin = pos, match_end = pos + match_size;
     if (match->lstrip) {
       size_t start = 0;
       while (match_begin > segment_start) {
@@ -133,20 +182,17 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
         match_end = cursor;
       }
     }
-    encode_segment(std::string(text.substr(segment_start, match_begin - segment_start)), segment_start == 0, ids);
+    if (match_begin > segment_start) {
+      on_text(text.substr(segment_start, match_begin - segment_start), at_start && segment_start == 0);
+    }
     ids.push_back(match->id);
     segment_start = pos = match_end;
   }
-  encode_segment(std::string(text.substr(segment_start)), segment_start == 0, ids);
-
-  if (add_special) ids.insert(ids.end(), spec_.suffix_ids.begin(), spec_.suffix_ids.end());
-  return ids;
+  if (segment_start < text.size()) on_text(text.substr(segment_start), at_start && segment_start == 0);
 }
 
-void BpeTokenizer::encode_segment(std::string text, bool at_start, std::vector<TokenId>& ids) const {
-  if (text.empty()) return;
-  std::vector<Segment> words{{std::move(text), at_start}};
-  if (spec_.normalizer) spec_.normalizer->normalize(words[0]);
+void BpeTokenizer::encode_segment(std::string_view text, bool at_start, std::vector<TokenId>& ids) const {
+  std::vector<Segment> words{{std::string(text), at_start}};
   if (spec_.pre_tokenizer) spec_.pre_tokenizer->pre_tokenize(words);
   for (const Segment& word : words) {
     if (!word.text.empty()) encode_word(word.text, ids);
@@ -220,30 +266,59 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& id
     // NOTE: without an unknown token such a character is dropped, as tokenizers' BPE does.
   }
 
-  // Merge the best pair (lowest priority, leftmost on ties) until none is left. Each
-  // merge recomputes only the two pairs next to it.
-  std::vector<std::optional<Merge>> pair_merges(symbols.size() > 0 ? symbols.size() - 1 : 0);
-  const auto refresh = [&](size_t i) {
-    if (i + 1 >= symbols.size()) return;
-    const Symbol &left = symbols[i], &right = symbols[i + 1];
-    pair_merges[i] = (left.unknown || right.unknown) ? std::nullopt : find_merge(left.id, right.id, left.text, right.text);
-  };
-  for (size_t i = 0; i + 1 < symbols.size(); ++i) refresh(i);
-  while (symbols.size() > 1) {
-    size_t best = pair_merges.size();
-    for (size_t i = 0; i < pair_merges.size(); ++i) {
-      if (pair_merges[i] && (best == pair_merges.size() || pair_merges[i]->priority < pair_merges[best]->priority)) {
-        best = i;
-      }
-    }
-    if (best == pair_merges.size()) break;
-    symbols[best].id = pair_merges[best]->merged_id;
-    symbols[best].text += symbols[best + 1].text;
-    symbols.erase(symbols.begin() + static_cast<ptrdiff_t>(best) + 1);
-    pair_merges.erase(pair_merges.begin() + static_cast<ptrdiff_t>(best));
-    refresh(best);
-    if (best > 0) refresh(best - 1);
+  // Merge the best pair (lowest priority, leftmost on ties) until none is left. Symbols
+  // form a linked list and candidate pairs wait in a min-heap, so a word of n characters
+  // costs O(n log n): SentencePiece vocabularies without a pre-tokenizer see whole texts
+  // as one word. A heap entry is stale once either symbol has merged since it was pushed.
+  const size_t count = symbols.size();
+  std::vector<size_t> next(count), previous(count);
+  std::vector<uint32_t> version(count, 0);
+  std::vector<bool> alive(count, true);
+  for (size_t i = 0; i < count; ++i) {
+    next[i] = i + 1;
+    previous[i] = i == 0 ? count : i - 1;
   }
+  struct Candidate {
+    double priority;
+    size_t left, right;
+    uint32_t left_version, right_version;
+    TokenId merged_id;
+    bool operator>(const Candidate& other) const {
+      return priority != other.priority ? priority > other.priority : left > other.left;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+  const auto push_pair = [&](size_t left) {
+    if (left >= count) return;
+    const size_t right = next[left];
+    if (right >= count) return;
+    const Symbol &a = symbols[left], &b = symbols[right];
+    if (a.unknown || b.unknown) return;
+    if (const auto merge = find_merge(a.id, b.id, a.text, b.text)) {
+      queue.push({merge->priority, left, right, version[left], version[right], merge->merged_id});
+    }
+  };
+  for (size_t i = 0; i + 1 < count; ++i) push_pair(i);
+  while (!queue.empty()) {
+    const Candidate top = queue.top();
+    queue.pop();
+    if (!alive[top.left] || !alive[top.right] || next[top.left] != top.right || version[top.left] != top.left_version ||
+        version[top.right] != top.right_version) {
+      continue;
+    }
+    Symbol& merged = symbols[top.left];
+    merged.id = top.merged_id;
+    merged.text += symbols[top.right].text;
+    ++version[top.left];
+    alive[top.right] = false;
+    next[top.left] = next[top.right];
+    if (next[top.left] < count) previous[next[top.left]] = top.left;
+    push_pair(previous[top.left]);
+    push_pair(top.left);
+  }
+  std::vector<Symbol> merged_symbols;
+  for (size_t i = 0; i < count; i = next[i]) merged_symbols.push_back(std::move(symbols[i]));
+  symbols = std::move(merged_symbols);
 
   for (const Symbol& symbol : symbols) {
     if (symbol.id >= 0) {
@@ -298,8 +373,13 @@ std::string BpeTokenizer::decode(const std::vector<TokenId>& ids, bool skip_spec
   for (TokenId id : ids) {
     check_id(id);
     if (skip_special && special_[id]) continue;
-    const auto it = added_index_.find(id);
-    tokens.push_back(it != added_index_.end() ? spec_.added_tokens[it->second].content : spec_.pieces[id]);
+    if (const auto it = added_normalized_content_.find(id); it != added_normalized_content_.end()) {
+      tokens.push_back(it->second);
+    } else if (const auto added = added_index_.find(id); added != added_index_.end()) {
+      tokens.push_back(spec_.added_tokens[added->second].content);
+    } else {
+      tokens.push_back(spec_.pieces[id]);
+    }
   }
   std::string text;
   if (spec_.decoder) {
@@ -326,8 +406,8 @@ std::vector<TokenId> BpeTokenizer::stop_ids() const {
 bool BpeTokenizer::is_special(TokenId id) const { return id >= 0 && id < vocab_size() && special_[id] != 0; }
 
 std::optional<TokenId> BpeTokenizer::find_token(std::string_view piece) const {
-  const auto it = vocab_.find(std::string(piece));
-  if (it == vocab_.end()) return std::nullopt;
+  const auto it = all_pieces_.find(std::string(piece));
+  if (it == all_pieces_.end()) return std::nullopt;
   return it->second;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// The one Tokenizer implementation: added-token matching, then per text segment a
-// normalizer, a pre-tokenizer and a BPE model, then the post-processor's special tokens;
-// decoding runs a decoder chain. The loaders for tokenizer.json, GGUF vocabularies and
+// The one Tokenizer implementation. Encoding matches added tokens, then runs a normalizer,
+// a pre-tokenizer and a BPE model on each text segment between them, then adds the
+// post-processor's special tokens. Decoding runs a decoder chain. The loaders for tokenizer.json, GGUF vocabularies and
 // llama2.c tokenizer.bin each fill a BpeSpec.
 #include <memory>
 #include <string>
@@ -24,9 +24,12 @@ struct AddedToken {
   bool rstrip = false;  // ... and to its right
   bool normalized = false;
   bool single_word = false;  // matches only when not inside a word
+  // Whether the BPE model's own vocabulary contains this token too. Tokens added beyond it
+  // (Llama 3's <|eot_id|>) are never produced by merging or by ignore_merges.
+  bool in_model_vocab = true;
 };
 
-// How the BPE model picks the next pair to merge.
+// The rule by which the BPE model picks the next pair to merge.
 enum class MergeOrder {
   // The lowest rank in the merges list (tokenizer.json, GGUF "gpt2" vocabularies).
   Rank,
@@ -35,7 +38,7 @@ enum class MergeOrder {
   Score,
 };
 
-// How a vocabulary string maps to the bytes it stands for.
+// The mapping from a vocabulary string to the bytes it represents.
 enum class PieceEncoding {
   ByteLevel,  // GPT-2 code points, one per byte
   Metaspace,  // "▁" for a space, <0xNN> for a raw byte
@@ -100,16 +103,29 @@ class BpeTokenizer final : public Tokenizer {
   std::optional<Merge> find_merge(TokenId left, TokenId right, const std::string& left_text,
                                   const std::string& right_text) const;
   void append_byte_tokens(std::string_view bytes, std::vector<TokenId>& ids) const;
-  void encode_segment(std::string segment, bool at_start, std::vector<TokenId>& ids) const;
+  // (256) by first byte: the content to look for and the index in spec_.added_tokens,
+  // longest content first. Empty when there is nothing to look for.
+  using AddedTokenTable = std::vector<std::vector<std::pair<std::string, size_t>>>;
+
+  // Calls on_text(text, at_start) for each stretch of `text` between added tokens of
+  // `table`, and appends the ids of the tokens found, in order.
+  template <class OnText>
+  void split_on_added_tokens(std::string_view text, bool at_start, const AddedTokenTable& table,
+                             std::vector<TokenId>& ids, OnText on_text) const;
+  // Pre-tokenizes normalized text and appends the ids of its words.
+  void encode_segment(std::string_view text, bool at_start, std::vector<TokenId>& ids) const;
   void check_id(TokenId id) const;
 
   BpeSpec spec_;
-  std::unordered_map<std::string, TokenId> vocab_;
+  std::unordered_map<std::string, TokenId> vocab_;  // the BPE model's vocabulary
+  std::unordered_map<std::string, TokenId> all_pieces_;  // with added tokens, for find_token
   std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> merge
   std::vector<TokenId> byte_ids_;  // (256) id of <0xNN>, or -1
   std::vector<int8_t> special_;  // (vocab_size) 1 for special added tokens
   std::unordered_map<TokenId, size_t> added_index_;  // id -> index in spec_.added_tokens
-  std::vector<std::vector<size_t>> added_by_first_byte_;  // (256) added tokens, longest first
+  AddedTokenTable raw_added_;  // tokens with normalized=false, matched in the input text
+  AddedTokenTable normalized_added_;  // tokens with normalized=true, matched after normalizing
+  std::unordered_map<TokenId, std::string> added_normalized_content_;  // id -> normalized form
 };
 
 }  // namespace stepdown::text

@@ -1,6 +1,6 @@
 // Chat templates as code. Each render() produces exactly what the family's Jinja template
-// produces for plain-text messages (tests/golden/tokenizer/chat_templates.json holds the
-// jinja2 renderings they are checked against).
+// produces for plain-text messages. The tests compare them with jinja2 renderings stored
+// in tests/golden/tokenizer/chat_templates.json.
 #include "stepdown/text/chat_template.h"
 
 #include <fmt/format.h>

@@ -131,9 +131,11 @@ class MetaspaceDecoder final : public Decoder {
  public:
   MetaspaceDecoder(std::string replacement, PrependScheme scheme) : replacement_(std::move(replacement)), scheme_(scheme) {}
   void decode(std::vector<std::string>& tokens) const override {
+    // Like tokenizers' Metaspace decoder, this drops every replacement character of the
+    // first token (not just a leading one) unless the prepend scheme is "never".
     for (size_t i = 0; i < tokens.size(); ++i) {
-      tokens[i] = replace_all(tokens[i], replacement_, " ");
-      if (i == 0 && scheme_ != PrependScheme::Never && tokens[i].starts_with(' ')) tokens[i].erase(0, 1);
+      const bool first_with_prefix = i == 0 && scheme_ != PrependScheme::Never;
+      tokens[i] = replace_all(tokens[i], replacement_, first_with_prefix ? "" : " ");
     }
   }
 

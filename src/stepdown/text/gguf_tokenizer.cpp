@@ -88,7 +88,11 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const io::Metadata& metadata) {
     }
     spec.merge_order = MergeOrder::Rank;
     spec.piece_encoding = PieceEncoding::ByteLevel;
-    spec.pre_tokenizer = byte_level_pre_tokenizer(metadata.get_string("tokenizer.ggml.pre").value_or("default"));
+    const std::string pre = metadata.get_string("tokenizer.ggml.pre").value_or("default");
+    spec.pre_tokenizer = byte_level_pre_tokenizer(pre);
+    // Llama 3's tokenizer.json sets ignore_merges: a word found whole in the vocabulary is
+    // one token even where the merges would split it.
+    spec.ignore_merges = pre == "llama-bpe" || pre == "llama3";
     spec.decoder = make_byte_level_decoder();
     add_bos = metadata.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
   } else if (model == "llama") {

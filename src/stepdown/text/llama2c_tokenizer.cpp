@@ -45,7 +45,7 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
     spec.scores.push_back(score);
   }
   if (spec.pieces.size() < 3) {
-    raise<FormatError>("{}: holds {} tokens; expected at least <unk>, BOS and EOS", path.string(), spec.pieces.size());
+    raise<FormatError>("{}: contains {} tokens; expected at least 3 (<unk>, BOS and EOS)", path.string(), spec.pieces.size());
   }
 
   // llama2.c encodes with a dummy-prefix space, looks each character up, falls back to

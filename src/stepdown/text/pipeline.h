@@ -9,9 +9,9 @@
 
 namespace stepdown::text {
 
-// One segment of input text between added tokens; `at_start` is true when it begins at
-// offset 0 of the whole input (Metaspace's prepend_scheme "first" and the non-legacy
-// dummy prefix depend on it).
+// One segment of input text between added tokens. `at_start` is true when it begins at
+// offset 0 of the whole input, because Metaspace's prepend_scheme "first" and the
+// non-legacy dummy prefix apply only there.
 struct Segment {
   std::string text;
   bool at_start = false;
@@ -37,7 +37,7 @@ class Decoder {
   virtual void decode(std::vector<std::string>& tokens) const = 0;
 };
 
-// How Split keeps the matches (tokenizers' SplitDelimiterBehavior).
+// The way Split keeps the matches (tokenizers' SplitDelimiterBehavior).
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 enum class PrependScheme { Always, First, Never };
 

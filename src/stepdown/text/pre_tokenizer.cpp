@@ -103,7 +103,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   void pre_tokenize(std::vector<Segment>& words) const override {
     if (add_prefix_space_) {
       for (Segment& word : words) {
-        if (!word.text.starts_with(' ')) word.text.insert(0, " ");
+        if (!word.text.starts_with(' ')) word.text = " " + word.text;
       }
     }
     if (regex_) {

@@ -23,7 +23,7 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
 
   // Token ids for `text`. Added and special tokens written in the text are matched.
-  // With add_special, BOS/EOS are added as the tokenizer's configuration says
+  // With add_special, BOS/EOS are added as the tokenizer's configuration specifies
   // (tokenizer.json post-processor, add_bos_token, GGUF tokenizer.ggml.add_bos_token).
   virtual std::vector<TokenId> encode(std::string_view text, bool add_special) const = 0;
 

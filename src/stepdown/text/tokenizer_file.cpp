@@ -9,13 +9,28 @@
 
 namespace stepdown::text {
 
+namespace {
+
+// GGUF vocabulary errors name the metadata key; this adds the file they came from.
+std::unique_ptr<Tokenizer> load_gguf_tokenizer_of(const io::ModelFile& model) {
+  try {
+    return load_gguf_tokenizer(model.metadata);
+  } catch (const FormatError& e) {
+    raise<FormatError>("{}: {}", model.path.string(), e.what());
+  } catch (const Unsupported& e) {
+    raise<Unsupported>("{}: {}", model.path.string(), e.what());
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<Tokenizer> load_tokenizer_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) raise<IoError>("cannot open tokenizer file {}: {}", path.string(), std::strerror(errno));
   char magic[4] = {};
   in.read(magic, sizeof(magic));
   if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) {
-    return load_gguf_tokenizer(io::open_model_file(path).metadata);
+    return load_gguf_tokenizer_of(io::open_model_file(path));
   }
   if (path.extension() == ".json") return load_tokenizer_json(path);
   if (path.extension() == ".bin") return load_llama2c_tokenizer(path);
@@ -25,7 +40,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_file(const std::filesystem::path& path
 
 std::unique_ptr<Tokenizer> load_model_tokenizer(const io::ModelFile& model) {
   if (const auto path = model.metadata.get_string(io::kTokenizerPathKey)) return load_tokenizer_file(*path);
-  if (model.metadata.contains("tokenizer.ggml.model")) return load_gguf_tokenizer(model.metadata);
+  if (model.metadata.contains("tokenizer.ggml.model")) return load_gguf_tokenizer_of(model);
   raise<InvalidArgument>("{} carries no tokenizer; pass one with --tokenizer (tokenizer.json or tokenizer.bin)",
                          model.path.string());
 }

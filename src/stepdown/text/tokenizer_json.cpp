@@ -272,12 +272,11 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view tokenizer_json,
       added.rstrip = token.value("rstrip", false);
       added.normalized = token.value("normalized", !added.special);
       added.single_word = token.value("single_word", false);
+      const auto in_vocab = vocab.find(added.content);
+      added.in_model_vocab = in_vocab != vocab.end() && in_vocab->get<TokenId>() == added.id;
       spec.pieces[added.id] = added.content;
       spec.added_tokens.push_back(std::move(added));
     }
-    // NOTE: added tokens with normalized=true are matched on the raw text, where
-    // tokenizers matches them after normalization; the two differ only when the
-    // normalizer rewrites the token's own characters.
 
     if (const json& node = root.value("normalizer", json()); !node.is_null()) spec.normalizer = reader.normalizer(node, "normalizer");
     if (const json& node = root.value("pre_tokenizer", json()); !node.is_null()) {
@@ -304,7 +303,7 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view tokenizer_json,
     };
     spec.bos_id = find_id(config_token(config, "bos_token"));
     spec.eos_id = find_id(config_token(config, "eos_token"));
-    // Without a post-processor, transformers adds BOS/EOS as tokenizer_config.json says.
+    // Without a post-processor, transformers adds BOS/EOS as tokenizer_config.json specifies.
     if (post.is_null()) {
       if (config.value("add_bos_token", false) && spec.bos_id) spec.prefix_ids.push_back(*spec.bos_id);
       if (config.value("add_eos_token", false) && spec.eos_id) spec.suffix_ids.push_back(*spec.eos_id);

@@ -28,9 +28,11 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
-// Number of bytes of a valid sequence starting at text[pos] that are present, and whether
-// the sequence is complete. Follows the well-formed byte table of Unicode 15, table 3-7.
 namespace {
+
+// How far a UTF-8 sequence starting at text[pos] is valid: `valid` bytes are present and
+// well formed, out of `needed`. Overlong forms, surrogates and code points above U+10FFFF
+// are invalid (needed 0).
 struct SequenceCheck {
   size_t valid = 0;  // bytes that form a valid (possibly incomplete) prefix
   size_t needed = 0;  // total length of the sequence when valid
