@@ -10,7 +10,12 @@ between its top two logits.
 
 Output: tests/golden/smollm2/llamacpp_greedy.json
 
+With --gemma3 it records Gemma-3-270M (Q4_K_M, a pretrained model without instruction
+tuning) instead: three plain-text prompts after BOS, 32 steps each, into
+tests/golden/gemma3/llamacpp_greedy.json.
+
 Usage: scripts/golden/make_llamacpp_fixtures.py [MODEL.gguf] [OUT_DIR]
+       scripts/golden/make_llamacpp_fixtures.py --gemma3 [MODEL.gguf] [OUT_DIR]
 """
 import hashlib
 import json
@@ -39,10 +44,24 @@ def render_chatml(user_text):
             f"<|im_start|>assistant\n")
 
 
+GEMMA_PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, in a small village,",
+    "def fibonacci(n):",
+]
+
+
 def main():
-    model = Path(sys.argv[1] if len(sys.argv) > 1 else
-                 os.path.expanduser("~/.cache/stepdown/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
-    out_dir = Path(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "tests/golden/smollm2")
+    args = sys.argv[1:]
+    gemma = bool(args) and args[0] == "--gemma3"
+    if gemma:
+        args = args[1:]
+    default_model = "gemma-3-270m-q4_k_m.gguf" if gemma else "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model = Path(args[0] if args else os.path.expanduser("~/.cache/stepdown/models/" + default_model))
+    out_dir = Path(args[1] if len(args) > 1 else
+                   Path(__file__).resolve().parents[2] / "tests/golden" / ("gemma3" if gemma else "smollm2"))
+    steps_per_prompt = 32 if gemma else STEPS
+    prompts = GEMMA_PROMPTS if gemma else PROMPTS
     out_dir.mkdir(parents=True, exist_ok=True)
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_batch=512, logits_all=True, n_threads=2,
                           seed=0, verbose=False)
@@ -51,16 +70,16 @@ def main():
         "model": model.name,
         "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
         "llama_cpp_python_version": llama_cpp.__version__,
-        "steps": STEPS,
+        "steps": steps_per_prompt,
         "prompts": [],
     }
-    for text in PROMPTS:
-        rendered = render_chatml(text)
-        prompt_ids = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+    for text in prompts:
+        rendered = text if gemma else render_chatml(text)
+        prompt_ids = llm.tokenize(rendered.encode("utf-8"), add_bos=gemma, special=True)
         llm.reset()
         llm.eval(prompt_ids)
         steps = []
-        for _ in range(STEPS):
+        for _ in range(steps_per_prompt):
             logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
             order = np.argsort(-logits, kind="stable")[:TOP_N]
             chosen = int(order[0])

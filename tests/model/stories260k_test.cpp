@@ -2,6 +2,7 @@
 // prompt against token-by-token decode.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -169,6 +170,44 @@ TEST(Stories260K, ObserverSeesNamedIntermediates) {
                                              "k_rope:2x32", "attn_heads:2x64", "attn_out:2x64", "ffn_inp:2x64",
                                              "ffn_norm:2x64", "ffn_gate:2x172", "ffn_up:2x172", "ffn_act:2x172",
                                              "ffn_out:2x64", "block_out:2x64"}));
+}
+
+// With one block, a token's output depends only on the tokens inside its window, and RoPE
+// makes attention depend only on relative positions. So the last logits of 10 tokens under
+// a 4-token window equal those of the last 4 tokens alone with full attention, up to the
+// f32 rounding of the rotation angles (1e-4).
+TEST(Stories260K, SlidingWindowSeesOnlyRecentTokens) {
+  Stories model;
+  ModelWeights one_block = model.weights;
+  one_block.blocks.resize(1);
+  one_block.config.n_layers = 1;
+  ModelWeights windowed = one_block;
+  windowed.config.sliding_window = 4;
+  windowed.config.sliding_window_pattern = 0;
+  windowed.config.rope_theta_sliding = windowed.config.rope_theta;
+  ThreadPool pool(1);
+  const std::vector<TokenId> tokens = {1, 403, 407, 261, 378, 430, 66, 303, 261, 328};
+  const std::vector<TokenId> last_four(tokens.end() - 4, tokens.end());
+
+  Transformer windowed_model(windowed, pool);
+  KVCache windowed_cache(windowed.config, 16);
+  Activations windowed_logits;
+  windowed_model.forward(tokens, windowed_cache, windowed_logits);
+
+  Transformer full_model(one_block, pool);
+  KVCache short_cache(one_block.config, 16);
+  Activations short_logits;
+  full_model.forward(last_four, short_cache, short_logits);
+  KVCache long_cache(one_block.config, 16);
+  Activations long_logits;
+  full_model.forward(tokens, long_cache, long_logits);
+
+  float max_from_long = 0.0f;
+  for (int64_t v = 0; v < windowed_logits.cols; ++v) {
+    ASSERT_NEAR(windowed_logits.row(0)[v], short_logits.row(0)[v], 1e-4f) << v;
+    max_from_long = std::max(max_from_long, std::abs(windowed_logits.row(0)[v] - long_logits.row(0)[v]));
+  }
+  EXPECT_GT(max_from_long, 1e-2f) << "the window made no difference, so this test checks nothing";
 }
 
 TEST(Stories260K, ForwardPastCacheCapacityThrows) {

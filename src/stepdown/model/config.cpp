@@ -1,5 +1,7 @@
 #include "stepdown/model/config.h"
 
+#include <cmath>
+
 #include "stepdown/core/error.h"
 #include "stepdown/io/model_file.h"
 
@@ -19,7 +21,9 @@ Architecture parse_architecture(const std::string& name, const std::string& sour
   if (name == "llama" || name == "mistral") return Architecture::LLAMA;
   if (name == "qwen2") return Architecture::QWEN2;
   if (name == "qwen3") return Architecture::QWEN3;
-  raise<Unsupported>("{}: general.architecture is \"{}\"; stepdown runs llama, mistral, qwen2 and qwen3", source, name);
+  if (name == "gemma3") return Architecture::GEMMA3;
+  raise<Unsupported>("{}: general.architecture is \"{}\"; stepdown runs llama, mistral, qwen2, qwen3 and gemma3",
+                     source, name);
 }
 
 RopeScaling read_rope_scaling(const io::Metadata& metadata, const std::string& arch, const std::string& source,
@@ -55,6 +59,23 @@ RopeScaling read_rope_scaling(const io::Metadata& metadata, const std::string& a
   return scaling;
 }
 
+// Gemma 3's extras. GGUF files from llama.cpp's converter carry only the window size; the
+// layer pattern (every 6th layer global) and the sliding layers' RoPE base (10000) are
+// fixed by the architecture, as in Hugging Face's Gemma3 config defaults.
+void read_gemma3(const io::Metadata& metadata, const std::string& a, const std::string& source, ModelConfig& config) {
+  config.qk_norm = true;
+  config.post_norms = true;
+  config.ffn_activation = FfnActivation::GELU_TANH;
+  config.embedding_scale = std::sqrt(static_cast<float>(config.dim));
+  config.sliding_window = metadata.get_int(a + ".attention.sliding_window").value_or(0);
+  if (config.sliding_window < 0) {
+    raise<FormatError>("{}: {}.attention.sliding_window is {}; expected a value >= 0", source, a,
+                       config.sliding_window);
+  }
+  config.sliding_window_pattern = metadata.get_int(a + ".attention.sliding_window_pattern").value_or(6);
+  config.rope_theta_sliding = metadata.get_float(a + ".rope.freq_base_swa").value_or(10000.0);
+}
+
 }  // namespace
 
 std::string architecture_name(Architecture architecture) {
@@ -65,6 +86,8 @@ std::string architecture_name(Architecture architecture) {
       return "qwen2";
     case Architecture::QWEN3:
       return "qwen3";
+    case Architecture::GEMMA3:
+      return "gemma3";
   }
   return "unknown";
 }
@@ -146,6 +169,7 @@ ModelConfig config_from_metadata(const io::Metadata& metadata, const std::string
 
   config.qkv_bias = config.architecture == Architecture::QWEN2;
   config.qk_norm = config.architecture == Architecture::QWEN3;
+  if (config.architecture == Architecture::GEMMA3) read_gemma3(metadata, a, source, config);
   return config;
 }
 

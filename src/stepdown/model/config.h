@@ -9,7 +9,7 @@
 
 namespace stepdown::model {
 
-enum class Architecture { LLAMA, QWEN2, QWEN3 };
+enum class Architecture { LLAMA, QWEN2, QWEN3, GEMMA3 };
 
 // Pairing of the q and k dimensions that RoPE rotates together.
 enum class RopeLayout {
@@ -18,6 +18,9 @@ enum class RopeLayout {
 };
 
 enum class RopeScalingType { NONE, LINEAR, LLAMA3 };
+
+// The FFN's gate activation: silu(gate) * up (SwiGLU) or gelu(gate) * up (GeGLU, tanh form).
+enum class FfnActivation { SILU, GELU_TANH };
 
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::NONE;
@@ -47,6 +50,21 @@ struct ModelConfig {
   bool qkv_bias = false;          // qwen2
   bool qk_norm = false;           // qwen3: RMSNorm over each head of q and k before RoPE
   bool tied_embeddings = false;   // logits from token_embd when the file has no output.weight
+  FfnActivation ffn_activation = FfnActivation::SILU;
+
+  // Gemma 3: embeddings scaled by sqrt(dim); RMSNorm after the attention output and after
+  // the FFN output; sliding-window attention with its own RoPE base on every layer but
+  // each sliding_window_pattern-th.
+  float embedding_scale = 1.0f;
+  bool post_norms = false;
+  int64_t sliding_window = 0;          // 0: every layer attends to the whole past
+  int64_t sliding_window_pattern = 0;  // layer i is global when (i + 1) % pattern == 0
+  double rope_theta_sliding = 10000.0;
+
+  // True when block `layer` attends only to the last sliding_window positions.
+  bool is_sliding(int64_t layer) const {
+    return sliding_window > 0 && (sliding_window_pattern <= 0 || (layer + 1) % sliding_window_pattern != 0);
+  }
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -15,4 +15,8 @@ void softmax(float* x, int64_t n);
 // gate (n) = silu(gate (n)) * up (n) in place, silu(g) = g / (1 + exp(-g)).
 void swiglu(float* gate, const float* up, int64_t n);
 
+// gate (n) = gelu(gate (n)) * up (n) in place, with GELU's tanh approximation
+// 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) as Gemma uses it.
+void geglu(float* gate, const float* up, int64_t n);
+
 }  // namespace stepdown::model

@@ -43,8 +43,23 @@ void add_residual(Activations& x, const Activations& y) {
 
 }  // namespace
 
+namespace {
+
+// The config of sliding-window layers' RoPE: their own base and no long-context scaling.
+ModelConfig sliding_rope_config(const ModelConfig& config) {
+  ModelConfig sliding = config;
+  sliding.rope_theta = config.rope_theta_sliding;
+  sliding.rope_scaling = RopeScaling{};
+  return sliding;
+}
+
+}  // namespace
+
 Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
-    : weights_(weights), pool_(pool), rope_(weights.config, weights.rope_freq_divisors) {}
+    : weights_(weights),
+      pool_(pool),
+      rope_(weights.config, weights.rope_freq_divisors),
+      rope_sliding_(sliding_rope_config(weights.config), {}) {}
 
 void Transformer::project(const kernels::WeightMatrix& w, const Activations& x, Activations& y) {
   y.resize(x.rows, w.rows);
@@ -63,8 +78,11 @@ void Transformer::embed(std::span<const TokenId> tokens, Activations& x) {
     if (id < 0 || id >= table.rows) {
       raise<InvalidArgument>("token id {} at index {} is outside the vocabulary [0, {})", id, t, table.rows);
     }
-    kernels::dequantize_row(table.dtype, table.data + static_cast<size_t>(id) * table.row_stride,
-                            x.row(static_cast<int64_t>(t)), table.cols);
+    float* row = x.row(static_cast<int64_t>(t));
+    kernels::dequantize_row(table.dtype, table.data + static_cast<size_t>(id) * table.row_stride, row, table.cols);
+    if (weights_.config.embedding_scale != 1.0f) {
+      for (int64_t i = 0; i < table.cols; ++i) row[i] *= weights_.config.embedding_scale;
+    }
   }
   observe(-1, "embd", x);
 }
@@ -75,6 +93,7 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, cons
   const int64_t H = c.head_dim;
   const int64_t group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(H));
+  const int64_t window = c.is_sliding(layer) ? c.sliding_window : 0;
   attn_.resize(T, c.q_dim());
 
   // One task per (token, head): heads are independent, and prefill adds tokens.
@@ -84,22 +103,25 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, cons
       const int64_t t = task / c.n_heads;
       const int64_t h = task % c.n_heads;
       const int64_t kv_offset = (h / group) * H;
-      const int64_t n_past = static_cast<int64_t>(positions[static_cast<size_t>(t)]) + 1;
+      const int64_t end_pos = static_cast<int64_t>(positions[static_cast<size_t>(t)]) + 1;
+      const int64_t begin_pos = window > 0 ? std::max<int64_t>(0, end_pos - window) : 0;
+      const int64_t n_keys = end_pos - begin_pos;
       const float* q = q_.row(t) + h * H;
 
-      // scores (n_past) = q (H) . k[s] (H) / sqrt(H), causal: s <= position.
-      scores.resize(static_cast<size_t>(n_past));
-      for (int64_t s = 0; s < n_past; ++s) {
-        scores[static_cast<size_t>(s)] = kernels::dot_f32(q, cache.key(layer, s) + kv_offset, H) * scale;
+      // scores (n_keys) = q (H) . k[s] (H) / sqrt(H), causal (s <= position) and, in a
+      // sliding-window layer, over the last `window` positions only.
+      scores.resize(static_cast<size_t>(n_keys));
+      for (int64_t s = begin_pos; s < end_pos; ++s) {
+        scores[static_cast<size_t>(s - begin_pos)] = kernels::dot_f32(q, cache.key(layer, s) + kv_offset, H) * scale;
       }
 
-      softmax(scores.data(), n_past);
+      softmax(scores.data(), n_keys);
 
       // out (H) = sum over s of scores[s] * v[s] (H).
       float* out = attn_.row(t) + h * H;
       std::fill(out, out + H, 0.0f);
-      for (int64_t s = 0; s < n_past; ++s) {
-        const float weight = scores[static_cast<size_t>(s)];
+      for (int64_t s = begin_pos; s < end_pos; ++s) {
+        const float weight = scores[static_cast<size_t>(s - begin_pos)];
         const float* v = cache.value(layer, s) + kv_offset;
         for (int64_t i = 0; i < H; ++i) out[i] += weight * v[i];
       }
@@ -142,9 +164,10 @@ void Transformer::forward_block(int64_t layer, Activations& x, std::span<const i
   rms_norm_heads(k_, w.attn_k_norm, c.head_dim, eps);
 
   // RoPE on every head of q and k at each token's position.
+  const Rope& rope = c.is_sliding(layer) ? rope_sliding_ : rope_;
   for (int64_t t = 0; t < T; ++t) {
-    rope_.apply(q_.row(t), c.n_heads, positions[static_cast<size_t>(t)]);
-    rope_.apply(k_.row(t), c.n_kv_heads, positions[static_cast<size_t>(t)]);
+    rope.apply(q_.row(t), c.n_heads, positions[static_cast<size_t>(t)]);
+    rope.apply(k_.row(t), c.n_kv_heads, positions[static_cast<size_t>(t)]);
   }
   observe(layer, "q_rope", q_);
   observe(layer, "k_rope", k_);
@@ -162,6 +185,7 @@ void Transformer::forward_block(int64_t layer, Activations& x, std::span<const i
 
   // Output projection and residual: X += attn @ W_o^T (D, Q).
   project(w.attn_output, attn_, proj_);
+  if (!w.post_attention_norm.empty()) rms_norm_rows(proj_, w.post_attention_norm, proj_, eps);
   observe(layer, "attn_out", proj_);
   add_residual(x, proj_);
   observe(layer, "ffn_inp", x);
@@ -170,16 +194,21 @@ void Transformer::forward_block(int64_t layer, Activations& x, std::span<const i
   rms_norm_rows(x, w.ffn_norm, xnorm_, eps);
   observe(layer, "ffn_norm", xnorm_);
 
-  // SwiGLU: gate, up (T, F); act = silu(gate) * up.
+  // SwiGLU or GeGLU: gate, up (T, F); act = silu(gate) * up or gelu(gate) * up.
   project(w.ffn_gate, xnorm_, gate_);
   project(w.ffn_up, xnorm_, up_);
   observe(layer, "ffn_gate", gate_);
   observe(layer, "ffn_up", up_);
-  swiglu(gate_.data.data(), up_.data.data(), static_cast<int64_t>(gate_.data.size()));
+  if (c.ffn_activation == FfnActivation::GELU_TANH) {
+    geglu(gate_.data.data(), up_.data.data(), static_cast<int64_t>(gate_.data.size()));
+  } else {
+    swiglu(gate_.data.data(), up_.data.data(), static_cast<int64_t>(gate_.data.size()));
+  }
   observe(layer, "ffn_act", gate_);
 
   // Down projection and residual: X += act @ W_down^T (D, F).
   project(w.ffn_down, gate_, proj_);
+  if (!w.post_ffw_norm.empty()) rms_norm_rows(proj_, w.post_ffw_norm, proj_, eps);
   observe(layer, "ffn_out", proj_);
   add_residual(x, proj_);
   observe(layer, "block_out", x);

@@ -1,7 +1,8 @@
 #pragma once
 // The forward pass of a decoder-only transformer (Llama 2/3, Mistral, SmolLM2, Qwen2,
-// Qwen3), one function per step so callers can run it block by block. Calibration feeds a
-// batch through one block at a time, and an observer can dump every named intermediate.
+// Qwen3, Gemma 3), one function per step so callers can run it block by block.
+// Calibration feeds a batch through one block at a time, and an observer can dump every
+// named intermediate.
 //
 // Shape legend: T tokens in the batch, D dim, Q n_heads * head_dim, K n_kv_heads *
 // head_dim, F ffn_dim, V vocab_size. Prefill runs T tokens at once through
@@ -67,7 +68,8 @@ class Transformer {
 
   const ModelWeights& weights_;
   ThreadPool& pool_;
-  Rope rope_;
+  Rope rope_;          // global layers
+  Rope rope_sliding_;  // sliding-window layers (Gemma 3 gives them their own base)
   BlockObserver observer_;
 
   // Scratch reused across calls so decode allocates nothing after the first token.

@@ -152,6 +152,10 @@ ModelWeights bind_weights(const io::ModelFile& file, const ModelConfig& config, 
     }
     b.attn_output = binder.matrix(p + "attn_output.weight", D, Q);
     b.ffn_norm = binder.vector(p + "ffn_norm.weight", D);
+    if (c.post_norms) {
+      b.post_attention_norm = binder.vector(p + "post_attention_norm.weight", D);
+      b.post_ffw_norm = binder.vector(p + "post_ffw_norm.weight", D);
+    }
     b.ffn_gate = binder.matrix(p + "ffn_gate.weight", F, D);
     b.ffn_up = binder.matrix(p + "ffn_up.weight", F, D);
     b.ffn_down = binder.matrix(p + "ffn_down.weight", D, F);

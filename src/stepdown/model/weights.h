@@ -34,7 +34,9 @@ struct BlockWeights {
   std::vector<float> attn_q_norm;      // (H) or empty; qwen3
   std::vector<float> attn_k_norm;      // (H) or empty; qwen3
   kernels::WeightMatrix attn_output;   // (D, Q)
+  std::vector<float> post_attention_norm;  // (D) or empty; gemma3, on the attention output
   std::vector<float> ffn_norm;         // (D)
+  std::vector<float> post_ffw_norm;    // (D) or empty; gemma3, on the FFN output
   kernels::WeightMatrix ffn_gate;      // (F, D)
   kernels::WeightMatrix ffn_up;        // (F, D)
   kernels::WeightMatrix ffn_down;      // (D, F)
