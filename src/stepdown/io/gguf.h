@@ -3,6 +3,7 @@
 // read, arrays nested to any depth; tensor data starts at the next multiple of
 // general.alignment (default 32) after the tensor infos.
 #include <filesystem>
+#include <span>
 
 #include "stepdown/io/model_file.h"
 
@@ -12,5 +13,10 @@ namespace stepdown::io {
 bool looks_like_gguf(std::span<const std::byte> head);
 
 ModelFile open_gguf(const std::filesystem::path& path);
+
+// Parses GGUF bytes that the caller keeps alive: the tensors point into `bytes` and the
+// result holds no mapping. `path` only names the file in messages. Used by open_gguf and
+// by the fuzz entry.
+ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::path& path);
 
 }  // namespace stepdown::io

@@ -1,15 +1,21 @@
 #include "stepdown/kernels/matmul.h"
 
-#include <vector>
+#include <algorithm>
 
 #include "stepdown/core/error.h"
+#include "stepdown/kernels/row_dot.h"
 
 namespace stepdown::kernels {
 
 namespace {
 
-// Rows per task: enough work per chunk that the pool's hand-off cost stays small.
+// Rows per thread chunk are a multiple of this, so two threads never write the same
+// 64-byte line of y.
 constexpr int64_t kRowGrain = 16;
+
+// Prefill works on row blocks of about this many weight bytes: a block stays in L2 while
+// every tile of tokens passes over it, so weights come from memory once per call.
+constexpr size_t kPrefillBlockBytes = 256 * 1024;
 
 void check_shapes(const WeightMatrix& w, size_t x_size, size_t y_size, int64_t n_tokens) {
   if (static_cast<int64_t>(x_size) != w.cols * n_tokens || static_cast<int64_t>(y_size) != w.rows * n_tokens) {
@@ -17,36 +23,44 @@ void check_shapes(const WeightMatrix& w, size_t x_size, size_t y_size, int64_t n
                            w.rows, w.cols, dtype_name(w.dtype), x_size, y_size, n_tokens, w.cols * n_tokens,
                            w.rows * n_tokens);
   }
+  check_row_length(w.dtype, w.cols);
+  const size_t row_bytes = dtype_bytes(w.dtype, w.cols);
+  if (w.rows > 1 && w.row_stride < row_bytes) {
+    raise<InvalidArgument>("matmul: W is [{}, {}] ({}) with a row stride of {} bytes, less than the {} bytes of a row",
+                           w.rows, w.cols, dtype_name(w.dtype), w.row_stride, row_bytes);
+  }
 }
 
 }  // namespace
 
+void dot_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens, float* y,
+              int64_t y_stride) {
+  if (is_block_quantized(w.dtype)) {
+    dot_rows_blocks(w, row_begin, row_end, x, n_tokens, y, y_stride);
+  } else {
+    dot_rows_float(w, row_begin, row_end, x, n_tokens, y, y_stride);
+  }
+}
+
 void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool) {
   check_shapes(w, x.size(), y.size(), 1);
   pool.parallel_for(
-      w.rows,
-      [&](int64_t begin, int64_t end) {
-        thread_local std::vector<float> row;
-        row.resize(static_cast<size_t>(w.cols));
-        for (int64_t r = begin; r < end; ++r) {
-          dequantize_row(w.dtype, w.data + static_cast<size_t>(r) * w.row_stride, row.data(), w.cols);
-          y[static_cast<size_t>(r)] = dot_f32(row.data(), x.data(), w.cols);
-        }
-      },
+      w.rows, [&](int64_t begin, int64_t end) { dot_rows(w, begin, end, x.data(), 1, y.data(), w.rows); },
       kRowGrain);
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  check_shapes(w, static_cast<size_t>(w.cols * n_tokens), static_cast<size_t>(w.rows * n_tokens), n_tokens);
+  const size_t row_bytes = std::max<size_t>(1, dtype_bytes(w.dtype, w.cols));
+  const int64_t block_rows = std::max<int64_t>(kRowGrain, static_cast<int64_t>(kPrefillBlockBytes / row_bytes));
   pool.parallel_for(
       w.rows,
       [&](int64_t begin, int64_t end) {
-        thread_local std::vector<float> row;
-        row.resize(static_cast<size_t>(w.cols));
-        for (int64_t r = begin; r < end; ++r) {
-          // Decode each weight row once and reuse it for every token.
-          dequantize_row(w.dtype, w.data + static_cast<size_t>(r) * w.row_stride, row.data(), w.cols);
-          for (int64_t t = 0; t < n_tokens; ++t) {
-            y[t * w.rows + r] = dot_f32(row.data(), x + t * w.cols, w.cols);
+        for (int64_t block = begin; block < end; block += block_rows) {
+          const int64_t block_end = std::min(end, block + block_rows);
+          for (int64_t t = 0; t < n_tokens; t += kMaxTokenTile) {
+            const int64_t tile = std::min(kMaxTokenTile, n_tokens - t);
+            dot_rows(w, block, block_end, x + t * w.cols, tile, y + t * w.rows, w.rows);
           }
         }
       },

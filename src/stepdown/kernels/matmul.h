@@ -20,11 +20,19 @@ struct WeightMatrix {
   size_t row_stride = 0;
 };
 
-// dst (n) = src row of n values in `dtype`, decoded exactly as ggml's dequantize_row_*.
+// Throws InvalidArgument naming the format and both numbers unless n is a whole number of
+// `dtype` blocks.
+void check_row_length(DType dtype, int64_t n);
+
+// dst (n) = src row of n values in `dtype`, decoded bit for bit as ggml's dequantize_row_*.
+// n must be a whole number of blocks (InvalidArgument otherwise).
 void dequantize_row(DType dtype, const std::byte* src, float* dst, int64_t n);
 
 // Sum of a[i] * b[i] over n floats.
 float dot_f32(const float* a, const float* b, int64_t n);
+
+// Sum of a[i] over n floats, streaming a at full vector width (the bandwidth probe's read).
+float sum_f32(const float* a, int64_t n);
 
 // y (rows) = W (rows, cols) @ x (cols), threads over rows.
 void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool);

@@ -44,10 +44,17 @@ class Tokenizer {
   virtual bool is_special(TokenId id) const = 0;
   // The id of a token given by its exact vocabulary string, if present.
   virtual std::optional<TokenId> find_token(std::string_view piece) const = 0;
+  // Whether decode() drops the leading space of the text (SentencePiece's dummy prefix);
+  // StreamDecoder does the same for the first piece it emits.
+  virtual bool decode_strips_leading_space() const { return false; }
 };
 
 // Loads tokenizer.json, with tokenizer_config.json from the same folder when present.
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::filesystem::path& path);
+// Builds a tokenizer from tokenizer.json text and optional tokenizer_config.json text
+// (empty when absent); `source` names them in error messages.
+std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view tokenizer_json, std::string_view config_json,
+                                                std::string_view source);
 // Loads the vocabulary stored in a GGUF file's tokenizer.ggml.* metadata.
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const io::Metadata& metadata);
 // Loads a llama2.c tokenizer.bin (max token length, then score, length and bytes per token).
@@ -60,7 +67,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_file(const std::filesystem::path& path
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
-  // Text that became complete with this token (may be empty).
+  // Text that became complete with this token (may be empty). Special tokens (BOS, end
+  // of turn) give no text.
   std::string push(TokenId id);
   // Whatever is still held back, with invalid bytes replaced by U+FFFD.
   std::string flush();

@@ -1,0 +1,273 @@
+// Dot products of ggml block-format weight rows (Q8_0 ... Q6_K) with f32 tokens. Each
+// vector of codes is unpacked from the block bytes in registers (widen u8 -> u32, shift,
+// mask), converted to f32 and scaled exactly as dequantize_row scales it, then multiplied
+// into one accumulator per token. Highway compiles this file once per x86 target and picks
+// one at run time. The layouts are described in block_codec.h.
+//
+// NOTE: activations stay f32, so each weight costs an unpack, a convert, a multiply (and an
+// add for affine formats) and one FMA per token. llama.cpp instead quantizes x to int8 and
+// uses integer dot products (VNNI), which is several times less work per weight at decode.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "stepdown/kernels/dot_blocks.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include "stepdown/kernels/block_codec.h"
+#include "stepdown/kernels/row_dot.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace stepdown::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// At most 16 lanes, so a vector of codes never straddles two sub-blocks (16 or 32 codes)
+// or the two nibble halves of a 16-byte group.
+using DF = hn::CappedTag<float, 16>;
+using DI = hn::Rebind<int32_t, DF>;
+using DU = hn::Rebind<uint32_t, DF>;
+using VF = hn::Vec<DF>;
+using VU = hn::Vec<DU>;
+
+// Lanes(DF) bytes at p, each widened to a u32 lane.
+HWY_INLINE VU LoadBytes(const uint8_t* p) { return hn::PromoteTo(DU(), hn::LoadU(hn::Rebind<uint8_t, DF>(), p)); }
+
+// Codes (u32 lanes, then minus `bias`) as f32.
+HWY_INLINE VF ToFloat(VU codes, int32_t bias) {
+  const DI di;
+  return hn::ConvertTo(DF(), hn::Sub(hn::BitCast(di, codes), hn::Set(di, bias)));
+}
+
+// scale * codes, or scale * codes + offset: two roundings, exactly as dequantize_row.
+HWY_INLINE VF Scale(VF codes, float scale) { return hn::Mul(hn::Set(DF(), scale), codes); }
+HWY_INLINE VF ScaleOffset(VF codes, float scale, float offset) {
+  return hn::Add(hn::Mul(hn::Set(DF(), scale), codes), hn::Set(DF(), offset));
+}
+
+// One f32 accumulator per token, x (kTokens, stride). With one token, two accumulators
+// alternate so consecutive FMAs do not wait on each other.
+template <int kTokens>
+struct Accumulators {
+  static constexpr int kSplit = kTokens == 1 ? 2 : 1;
+  VF acc[kTokens * kSplit];
+  const float* x;
+  int64_t stride;
+  int slot = 0;
+
+  Accumulators(const float* x_tokens, int64_t x_stride) : x(x_tokens), stride(x_stride) {
+    for (VF& a : acc) a = hn::Zero(DF());
+  }
+
+  // Adds w * x[t][i .. i + lanes) for every token t.
+  HWY_INLINE void Add(VF w, int64_t i) {
+    for (int t = 0; t < kTokens; ++t) {
+      acc[t * kSplit + slot] = hn::MulAdd(w, hn::LoadU(DF(), x + t * stride + i), acc[t * kSplit + slot]);
+    }
+    if constexpr (kSplit == 2) slot ^= 1;
+  }
+
+  void Store(float* out, int64_t out_stride) {
+    for (int t = 0; t < kTokens; ++t) {
+      VF sum = acc[t * kSplit];
+      if constexpr (kSplit == 2) sum = hn::Add(sum, acc[t * kSplit + 1]);
+      out[t * out_stride] = hn::GetLane(hn::SumOfLanes(DF(), sum));
+    }
+  }
+};
+
+using codec_detail::load_f16;
+using codec_detail::load_u32;
+
+// Bit 4 of each element from a 32-bit qh word: bit i belongs to element i.
+HWY_INLINE VU HighBit(uint32_t qh, int first_element) {
+  const DU du;
+  const VU bits = hn::Set(du, qh) >> hn::Iota(du, static_cast<uint32_t>(first_element));
+  return hn::ShiftLeft<4>(hn::And(bits, hn::Set(du, 1)));
+}
+
+struct Q8_0Row {
+  static constexpr int kElems = 32, kBytes = 34;
+  template <class Acc>
+  static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
+    const float d = load_f16(b);
+    const auto* qs = reinterpret_cast<const int8_t*>(b + 2);
+    const int lanes = static_cast<int>(hn::Lanes(DF()));
+    for (int j = 0; j < 32; j += lanes) {
+      const VF codes = hn::ConvertTo(DF(), hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<int8_t, DF>(), qs + j)));
+      acc.Add(Scale(codes, d), base + j);
+    }
+  }
+};
+
+// Q4_0, Q4_1, Q5_0 and Q5_1: 16 bytes of nibbles (low: elements 0..15, high: 16..31),
+// optional fifth bits in a u32, optional f16 offset.
+template <int kBytesTotal, bool kHasOffset, bool kHasHighBits>
+struct Legacy32Row {
+  static constexpr int kElems = 32, kBytes = kBytesTotal;
+  static constexpr int kQsOffset = 2 + (kHasOffset ? 2 : 0) + (kHasHighBits ? 4 : 0);
+  static constexpr int kQhOffset = kHasOffset ? 4 : 2;
+  // Q4_0 centres its codes at 8 and Q5_0 at 16. Affine formats keep them unsigned.
+  static constexpr int32_t kSymmetricBias = kHasHighBits ? 16 : 8;
+  static constexpr int32_t kBias = kHasOffset ? 0 : kSymmetricBias;
+
+  template <class Acc>
+  static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
+    const float d = load_f16(b);
+    const float m = kHasOffset ? load_f16(b + 2) : 0.0f;
+    const uint32_t qh = kHasHighBits ? load_u32(b + kQhOffset) : 0;
+    const uint8_t* qs = b + kQsOffset;
+    const DU du;
+    const int lanes = static_cast<int>(hn::Lanes(DF()));
+    for (int j = 0; j < 16; j += lanes) {
+      const VU bytes = LoadBytes(qs + j);
+      VU low = hn::And(bytes, hn::Set(du, 0x0f));
+      VU high = hn::ShiftRight<4>(bytes);
+      if constexpr (kHasHighBits) {
+        low = hn::Or(low, HighBit(qh, j));
+        high = hn::Or(high, HighBit(qh, j + 16));
+      }
+      const VF low_codes = ToFloat(low, kBias);
+      const VF high_codes = ToFloat(high, kBias);
+      if constexpr (kHasOffset) {
+        acc.Add(ScaleOffset(low_codes, d, m), base + j);
+        acc.Add(ScaleOffset(high_codes, d, m), base + j + 16);
+      } else {
+        acc.Add(Scale(low_codes, d), base + j);
+        acc.Add(Scale(high_codes, d), base + j + 16);
+      }
+    }
+  }
+};
+
+using Q4_0Row = Legacy32Row<18, false, false>;
+using Q4_1Row = Legacy32Row<20, true, false>;
+using Q5_0Row = Legacy32Row<22, false, true>;
+using Q5_1Row = Legacy32Row<24, true, true>;
+
+// Q4_K and Q5_K: group c of 32 bytes holds sub-block 2c in its low nibbles and 2c + 1 in
+// its high nibbles. In Q5_K, bit s of qh[l] is bit 4 of element l of sub-block s.
+template <bool kHasHighBits>
+struct KQuant45Row {
+  static constexpr int kElems = 256, kBytes = kHasHighBits ? 176 : 144;
+
+  template <class Acc>
+  static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
+    float scale[8], offset[8];
+    codec_detail::k_scales_offsets(b, scale, offset);
+    const uint8_t* qh = b + 16;
+    const uint8_t* qs = b + (kHasHighBits ? 48 : 16);
+    const DU du;
+    const int lanes = static_cast<int>(hn::Lanes(DF()));
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; l += lanes) {
+        const VU bytes = LoadBytes(qs + 32 * c + l);
+        VU low = hn::And(bytes, hn::Set(du, 0x0f));
+        VU high = hn::ShiftRight<4>(bytes);
+        if constexpr (kHasHighBits) {
+          const VU bits = LoadBytes(qh + l);
+          low = hn::Or(low, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(bits, 2 * c), hn::Set(du, 1))));
+          high = hn::Or(high, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(bits, 2 * c + 1), hn::Set(du, 1))));
+        }
+        acc.Add(ScaleOffset(ToFloat(low, 0), scale[2 * c], offset[2 * c]), base + 64 * c + l);
+        acc.Add(ScaleOffset(ToFloat(high, 0), scale[2 * c + 1], offset[2 * c + 1]), base + 64 * c + 32 + l);
+      }
+    }
+  }
+};
+
+using Q4_KRow = KQuant45Row<false>;
+using Q5_KRow = KQuant45Row<true>;
+
+// Q6_K: each half h of 128 elements is four runs of 32; run k takes its low 4 bits from
+// the low (k = 0, 1) or high (k = 2, 3) nibbles of ql[64h + 32(k % 2) + l] and its top 2
+// bits from bits 2k, 2k + 1 of qh[32h + l]. Sub-blocks are 16 elements.
+struct Q6_KRow {
+  static constexpr int kElems = 256, kBytes = 210;
+
+  template <class Acc>
+  static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
+    const uint8_t* ql = b;
+    const uint8_t* qh = b + 128;
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    const float d = load_f16(b + 208);
+    const DU du;
+    const int lanes = static_cast<int>(hn::Lanes(DF()));
+    for (int h = 0; h < 2; ++h) {
+      for (int l = 0; l < 32; l += lanes) {
+        const VU high_bits = LoadBytes(qh + 32 * h + l);
+        const VU low_bytes_a = LoadBytes(ql + 64 * h + l);
+        const VU low_bytes_b = LoadBytes(ql + 64 * h + 32 + l);
+        for (int k = 0; k < 4; ++k) {
+          const VU low_bytes = k % 2 == 0 ? low_bytes_a : low_bytes_b;
+          const VU low = hn::And(hn::ShiftRightSame(low_bytes, 4 * (k / 2)), hn::Set(du, 0x0f));
+          const VU high = hn::And(hn::ShiftRightSame(high_bits, 2 * k), hn::Set(du, 3));
+          const int element = 128 * h + 32 * k + l;
+          // The same two roundings as dequantize_row: (d * sc) first, then times the code.
+          const float scale = d * static_cast<float>(sc[element / 16]);
+          acc.Add(Scale(ToFloat(hn::Or(low, hn::ShiftLeft<4>(high)), 32), scale), base + element);
+        }
+      }
+    }
+  }
+};
+
+template <class Format, int kTokens>
+void DotFormatRows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, float* y,
+                   int64_t y_stride) {
+  const int64_t n_blocks = w.cols / Format::kElems;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const auto* row = reinterpret_cast<const uint8_t*>(w.data + static_cast<size_t>(r) * w.row_stride);
+    Accumulators<kTokens> acc(x, w.cols);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      Format::Block(row + b * Format::kBytes, b * Format::kElems, acc);
+    }
+    acc.Store(y + r, y_stride);
+  }
+}
+
+template <class Format>
+void DotFormatRowsTokens(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x,
+                         int64_t n_tokens, float* y, int64_t y_stride) {
+  switch (n_tokens) {
+    case 1: return DotFormatRows<Format, 1>(w, row_begin, row_end, x, y, y_stride);
+    case 2: return DotFormatRows<Format, 2>(w, row_begin, row_end, x, y, y_stride);
+    case 3: return DotFormatRows<Format, 3>(w, row_begin, row_end, x, y, y_stride);
+    case 4: return DotFormatRows<Format, 4>(w, row_begin, row_end, x, y, y_stride);
+    case 5: return DotFormatRows<Format, 5>(w, row_begin, row_end, x, y, y_stride);
+    case 6: return DotFormatRows<Format, 6>(w, row_begin, row_end, x, y, y_stride);
+    case 7: return DotFormatRows<Format, 7>(w, row_begin, row_end, x, y, y_stride);
+    default: return DotFormatRows<Format, 8>(w, row_begin, row_end, x, y, y_stride);
+  }
+}
+
+void DotRowsBlocks(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
+                   float* y, int64_t y_stride) {
+  switch (w.dtype) {
+    case DType::Q8_0: return DotFormatRowsTokens<Q8_0Row>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q4_0: return DotFormatRowsTokens<Q4_0Row>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q4_1: return DotFormatRowsTokens<Q4_1Row>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q5_0: return DotFormatRowsTokens<Q5_0Row>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q5_1: return DotFormatRowsTokens<Q5_1Row>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q4_K: return DotFormatRowsTokens<Q4_KRow>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q5_K: return DotFormatRowsTokens<Q5_KRow>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::Q6_K: return DotFormatRowsTokens<Q6_KRow>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    default: return;  // dot_rows sends only block formats here
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace stepdown::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace stepdown::kernels {
+
+HWY_EXPORT(DotRowsBlocks);
+
+void dot_rows_blocks(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
+                     float* y, int64_t y_stride) {
+  HWY_DYNAMIC_DISPATCH(DotRowsBlocks)(w, row_begin, row_end, x, n_tokens, y, y_stride);
+}
+
+}  // namespace stepdown::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,166 @@
+// Fast kernels (Highway, dispatched at run time) against the scalar references.
+//
+// Tolerance: the fast kernels decode weights bit for bit as dequantize_row does, so the
+// only difference from the reference is the order of the f32 summation (lane-parallel
+// partial sums, FMA). Any order of n f32 additions is off the exact sum by at most
+// gamma_n * sum |w_i x_i| with gamma_n = n u / (1 - n u), u = 2^-24, and the final rounding
+// to f32 adds u * |y|. The reference sums in double (error ~ n * 2^-53, negligible), so we
+// require |fast - reference| <= (n + 2) * 2^-24 * sum |w_i x_i|.
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <vector>
+
+#include "random_weights.h"
+#include "stepdown/core/error.h"
+#include "stepdown/core/thread_pool.h"
+#include "stepdown/kernels/matmul.h"
+#include "stepdown/kernels/reference.h"
+
+namespace stepdown::kernels {
+namespace {
+
+constexpr DType kAllFormats[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                                 DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+double tolerance(int64_t n, double magnitude) { return static_cast<double>(n + 2) * 0x1p-24 * magnitude + 1e-30; }
+
+// Column counts to test for a format: odd lengths and 172 * k for plain floats, every
+// small multiple of the block otherwise; all below 1024.
+std::vector<int64_t> column_cases(DType dtype) {
+  const int64_t block = dtype_info(dtype).block_elems;
+  if (block == 1) return {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 172, 344, 516, 688, 860, 1023};
+  std::vector<int64_t> cols;
+  for (int64_t c = block; c < 1024; c += block) {
+    if (c <= 4 * block || c % (7 * block) == 0 || c + block >= 1024) cols.push_back(c);
+  }
+  return cols;
+}
+
+// Checks y (n_tokens, rows) against the reference for every row and token.
+void expect_close(const WeightMatrix& w, const float* x, int64_t n_tokens, const std::vector<float>& y,
+                  const char* what) {
+  int failures = 0;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < w.rows; ++r) {
+      const RowDotReference ref = dot_row_reference(w, r, x + t * w.cols);
+      const double got = y[static_cast<size_t>(t * w.rows + r)];
+      if (std::fabs(got - ref.dot) > tolerance(w.cols, ref.magnitude) && failures++ < 3) {
+        ADD_FAILURE() << what << " " << dtype_name(w.dtype) << " W (" << w.rows << ", " << w.cols << ") token " << t
+                      << " row " << r << ": got " << got << ", reference " << ref.dot << ", tolerance "
+                      << tolerance(w.cols, ref.magnitude);
+      }
+    }
+  }
+}
+
+TEST(DotF32, MatchesReferenceOnOddLengths) {
+  for (int64_t n : {0, 1, 2, 3, 5, 15, 16, 17, 63, 64, 65, 172, 344, 1000, 1023}) {
+    const std::vector<float> a = test::random_vector(static_cast<size_t>(n), 1);
+    const std::vector<float> b = test::random_vector(static_cast<size_t>(n), 2);
+    double magnitude = 0.0;
+    for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(static_cast<double>(a[i]) * b[i]);
+    const double reference = dot_f32_reference(a.data(), b.data(), n);
+    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), reference, tolerance(n, magnitude)) << "n = " << n;
+  }
+}
+
+class KernelFormatTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(KernelFormatTest, MatvecMatchesReference) {
+  const DType dtype = GetParam();
+  ThreadPool one(1), two(2);
+  uint32_t seed = 10;
+  for (int64_t rows : {1, 3, 17, 64, 255, 1023}) {
+    for (int64_t cols : column_cases(dtype)) {
+      if (rows * cols > 300'000) continue;  // keeps the reference's cost bounded
+      const test::RandomWeights weights(dtype, rows, cols, ++seed);
+      const std::vector<float> x = test::random_vector(static_cast<size_t>(cols), ++seed);
+      for (ThreadPool* pool : {&one, &two}) {
+        std::vector<float> y(static_cast<size_t>(rows), NAN);
+        matvec(weights.matrix, x, y, *pool);
+        expect_close(weights.matrix, x.data(), 1, y, pool->size() == 1 ? "matvec, 1 thread" : "matvec, 2 threads");
+      }
+    }
+  }
+}
+
+TEST_P(KernelFormatTest, MatmulMatchesReferenceForEveryTileSize) {
+  const DType dtype = GetParam();
+  ThreadPool pool(2);
+  const int64_t block = dtype_info(dtype).block_elems;
+  const int64_t cols = block == 1 ? 172 : (block == 32 ? 96 : 512);
+  uint32_t seed = 100;
+  for (int64_t rows : {1, 19, 130}) {
+    const test::RandomWeights weights(dtype, rows, cols, ++seed);
+    for (int64_t n_tokens : {1, 2, 3, 7, 8, 9, 16, 17}) {
+      const std::vector<float> x = test::random_vector(static_cast<size_t>(cols * n_tokens), ++seed);
+      std::vector<float> y(static_cast<size_t>(rows * n_tokens), NAN);
+      matmul(weights.matrix, x.data(), n_tokens, y.data(), pool);
+      expect_close(weights.matrix, x.data(), n_tokens, y, "matmul");
+    }
+  }
+}
+
+TEST_P(KernelFormatTest, RowStrideLargerThanRow) {
+  const DType dtype = GetParam();
+  const int64_t cols = dtype_info(dtype).block_elems == 1 ? 33 : dtype_info(dtype).block_elems * 2;
+  const int64_t rows = 5;
+  // Store the matrix as the left half of a (rows, 2 * cols) matrix.
+  const test::RandomWeights wide(dtype, rows, 2 * cols, 7);
+  WeightMatrix w = wide.matrix;
+  w.cols = cols;
+  const std::vector<float> x = test::random_vector(static_cast<size_t>(cols), 8);
+  ThreadPool pool(2);
+  std::vector<float> y(static_cast<size_t>(rows), NAN);
+  matvec(w, x, y, pool);
+  expect_close(w, x.data(), 1, y, "matvec with padded rows");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, KernelFormatTest, ::testing::ValuesIn(kAllFormats),
+                         [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
+
+// The tests above run on the best target of this CPU; this one repeats a smaller sweep on
+// every target Highway compiled and the CPU supports (AVX-512, AVX2, SSE4, scalar...).
+TEST(KernelTargets, EveryCompiledTargetMatchesReference) {
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  ThreadPool pool(2);
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    uint32_t seed = 500;
+    for (DType dtype : kAllFormats) {
+      const int64_t cols = dtype_info(dtype).block_elems == 1 ? 189 : dtype_info(dtype).block_elems * 3;
+      const test::RandomWeights weights(dtype, 37, cols, ++seed);
+      for (int64_t n_tokens : {1, 5}) {
+        const std::vector<float> x = test::random_vector(static_cast<size_t>(cols * n_tokens), ++seed);
+        std::vector<float> y(static_cast<size_t>(37 * n_tokens), NAN);
+        matmul(weights.matrix, x.data(), n_tokens, y.data(), pool);
+        expect_close(weights.matrix, x.data(), n_tokens, y, hwy::TargetName(target));
+      }
+      const std::vector<float> a = test::random_vector(static_cast<size_t>(cols), ++seed);
+      double magnitude = 0.0;
+      for (float v : a) magnitude += static_cast<double>(v) * v;
+      EXPECT_NEAR(dot_f32(a.data(), a.data(), cols), dot_f32_reference(a.data(), a.data(), cols),
+                  tolerance(cols, magnitude));
+    }
+    std::cout << "checked target " << hwy::TargetName(target) << "\n";
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(Matvec, ShapeMismatchIsInvalidArgument) {
+  const test::RandomWeights weights(DType::Q8_0, 4, 64, 1);
+  ThreadPool pool(1);
+  std::vector<float> x(63), y(4);
+  EXPECT_THROW(matvec(weights.matrix, x, y, pool), InvalidArgument);
+  WeightMatrix partial = weights.matrix;
+  partial.cols = 48;
+  std::vector<float> x48(48);
+  EXPECT_THROW(matvec(partial, x48, y, pool), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace stepdown::kernels
