@@ -10,7 +10,7 @@ namespace stepdown::eval {
 
 PairScores score_pairs(const std::filesystem::path& input, const Metric& metric) {
   std::ifstream in(input, std::ios::binary);
-  if (!in) raise<IoError>("cannot open {}: {}", input.string(), std::strerror(errno));
+  if (!in) raise<IoError>("failed to open {}: {}", input.string(), std::strerror(errno));
 
   PairScores result;
   result.metric = std::string(metric.name());

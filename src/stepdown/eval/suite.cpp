@@ -214,7 +214,7 @@ SuiteItem parse_suite_item(const json& value, ItemSchema schema) {
 
 std::vector<SuiteItem> read_suite(const std::filesystem::path& path, const MetricRegistry& registry) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) raise<IoError>("cannot open suite {}: {}", path.string(), std::strerror(errno));
+  if (!in) raise<IoError>("failed to open suite {}: {}", path.string(), std::strerror(errno));
 
   std::vector<SuiteItem> items;
   std::unordered_map<std::string, size_t> id_lines;

@@ -85,7 +85,7 @@ std::vector<TrafficRequest> read_traffic(const std::filesystem::path& path, cons
   for (const StratumRule& rule : options.rules) rules.push_back({rule.stratum, Regex(rule.regex)});
 
   std::ifstream in(path, std::ios::binary);
-  if (!in) raise<IoError>("cannot open traffic file {}: {}", path.string(), std::strerror(errno));
+  if (!in) raise<IoError>("failed to open traffic file {}: {}", path.string(), std::strerror(errno));
 
   std::vector<TrafficRequest> requests;
   std::unordered_map<std::string, std::unique_ptr<Metric>> metrics;
@@ -162,7 +162,7 @@ std::vector<StratumRule> read_stratum_rules(const std::filesystem::path& path) {
   try {
     root = YAML::LoadFile(path.string());
   } catch (const YAML::BadFile&) {
-    raise<IoError>("cannot open rules file {}", path.string());
+    raise<IoError>("failed to open rules file {}", path.string());
   } catch (const YAML::ParserException& e) {
     raise<FormatError>("{}:{}: invalid YAML: {}", path.string(), e.mark.line + 1, e.msg);
   }
