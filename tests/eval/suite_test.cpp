@@ -340,6 +340,12 @@ TEST_F(SuiteBuild, MissingMetricNamesLine) {
   }
 }
 
+TEST_F(SuiteBuild, UnknownDefaultMetricIsInvalid) {
+  SuiteBuildOptions build_options = options(5, 1);
+  build_options.default_metrics = {"bleu"};
+  EXPECT_THROW(build_suite(write_traffic(), build_options, registry_), InvalidArgument);
+}
+
 TEST_F(SuiteBuild, RulesFileErrorsNameEntry) {
   const fs::path rules = dir_ / "rules.yaml";
   std::ofstream(rules) << "- stratum: a\n  regex: \"x\"\n- stratum: b\n";
@@ -355,15 +361,38 @@ TEST_F(SuiteBuild, RulesFileErrorsNameEntry) {
   EXPECT_THROW(read_stratum_rules(rules), FormatError);
 }
 
+// pass_at_k comes from the code sandbox layer; this stand-in only lets suites that name
+// it be read without running code.
+class CodeMetricStandIn final : public Metric {
+ public:
+  std::string_view name() const override { return "pass_at_k"; }
+  bool needs_reference() const override { return false; }
+  double score(std::string_view, const SuiteItem&) const override { throw Unsupported("stand-in"); }
+};
+
+TEST_F(SuiteFile, DocumentationExampleReads) {
+  std::ifstream doc(test::source_dir() / "docs" / "suite-format.md");
+  ASSERT_TRUE(doc);
+  std::string line;
+  std::string example;
+  bool inside = false;
+  while (std::getline(doc, line)) {
+    if (line == "```jsonl") {
+      inside = true;
+    } else if (inside && line == "```") {
+      break;
+    } else if (inside) {
+      example += line + "\n";
+    }
+  }
+  registry_.add("pass_at_k", [](const MetricOptions&) { return std::make_unique<CodeMetricStandIn>(); });
+  const std::vector<SuiteItem> items = read_suite(write(example), registry_);
+  ASSERT_EQ(items.size(), 4u);
+  EXPECT_EQ(items[1].schema->at("properties").at("order_id").at("pattern"), "^[0-9]{5}$");
+  EXPECT_EQ(items[2].reference_source, ReferenceSource::kGolden);
+}
+
 TEST_F(SuiteBuild, DemoTrafficBuilds) {
-  // The demo's code requests name pass_at_k, which the code sandbox layer registers; the
-  // stand-in here only lets the names be checked.
-  class CodeMetricStandIn final : public Metric {
-   public:
-    std::string_view name() const override { return "pass_at_k"; }
-    bool needs_reference() const override { return false; }
-    double score(std::string_view, const SuiteItem&) const override { throw Unsupported("stand-in"); }
-  };
   registry_.add("pass_at_k", [](const MetricOptions&) { return std::make_unique<CodeMetricStandIn>(); });
   SuiteBuildOptions build_options;
   build_options.per_stratum = 10;

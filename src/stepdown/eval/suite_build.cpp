@@ -200,6 +200,8 @@ std::vector<StratumRule> read_stratum_rules(const std::filesystem::path& path) {
 SuiteBuildResult build_suite(const std::filesystem::path& traffic, const SuiteBuildOptions& options,
                              const MetricRegistry& registry) {
   if (options.per_stratum == 0) raise<InvalidArgument>("per-stratum sample size must be at least 1");
+  // Unknown default metrics fail here, not later as if a traffic line had named them.
+  for (const std::string& name : options.default_metrics) registry.create(name);
   std::vector<TrafficRequest> requests = read_traffic(traffic, options, registry);
   if (requests.empty()) raise<FormatError>("{}: no requests; expected one JSON object per line", traffic.string());
 
