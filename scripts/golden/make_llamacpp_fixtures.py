@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Record llama.cpp's greedy decoding of SmolLM2-135M-Instruct for the C++ comparison test.
+
+Runs the GGUF file through llama-cpp-python (the PyPI package, which builds llama.cpp)
+with logits_all=True. For each of five chat prompts, rendered with SmolLM2's ChatML
+template (the default system message included, as the model's own template adds it), it
+feeds the prompt, then takes 64 greedy steps without stopping at <|im_end|>. Every step
+records the chosen id, llama.cpp's 10 highest logits with their ids, and the margin
+between its top two logits.
+
+Output: tests/golden/smollm2/llamacpp_greedy.json
+
+Usage: scripts/golden/make_llamacpp_fixtures.py [MODEL.gguf] [OUT_DIR]
+"""
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import llama_cpp
+
+STEPS = 64
+TOP_N = 10
+DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the ocean.",
+    "Explain what a hash table is in two sentences.",
+    "List three fruits that are red.",
+    "How do I reverse a list in Python?",
+]
+
+
+def render_chatml(user_text):
+    return (f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"
+            f"<|im_start|>user\n{user_text}<|im_end|>\n"
+            f"<|im_start|>assistant\n")
+
+
+def main():
+    model = Path(sys.argv[1] if len(sys.argv) > 1 else
+                 os.path.expanduser("~/.cache/stepdown/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    out_dir = Path(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "tests/golden/smollm2")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_batch=512, logits_all=True, n_threads=2,
+                          seed=0, verbose=False)
+
+    result = {
+        "model": model.name,
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "llama_cpp_python_version": llama_cpp.__version__,
+        "steps": STEPS,
+        "prompts": [],
+    }
+    for text in PROMPTS:
+        rendered = render_chatml(text)
+        prompt_ids = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+        llm.reset()
+        llm.eval(prompt_ids)
+        steps = []
+        for _ in range(STEPS):
+            logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            order = np.argsort(-logits, kind="stable")[:TOP_N]
+            chosen = int(order[0])
+            steps.append({
+                "id": chosen,
+                "top_ids": [int(i) for i in order],
+                "top_logits": [float(logits[i]) for i in order],
+                "margin": float(logits[order[0]] - logits[order[1]]),
+            })
+            llm.eval([chosen])
+        generated = [s["id"] for s in steps]
+        result["prompts"].append({"text": text, "rendered": rendered, "prompt_ids": prompt_ids, "steps": steps})
+        print(repr(llm.detokenize(generated).decode("utf-8", errors="replace")[:120]))
+    (out_dir / "llamacpp_greedy.json").write_text(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
