@@ -449,6 +449,23 @@ TEST_F(SuiteBuild, CommandWritesSuiteAndSummary) {
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(one), {}), std::string(std::istreambuf_iterator<char>(two), {}));
 }
 
+TEST_F(SuiteBuild, CommandBuildsDemoTraffic) {
+  int exit_code = -1;
+  const std::string output = run_command(
+      fmt::format("{} suite build --traffic {} --per-stratum 10 --seed 1 --json -o {} 2>/dev/null",
+                  test::cli_path().string(), (test::source_dir() / "examples" / "traffic-demo.jsonl").string(),
+                  (dir_ / "demo-suite.jsonl").string()),
+      &exit_code);
+  ASSERT_EQ(exit_code, 0) << output;
+  const nlohmann::json summary = nlohmann::json::parse(output);
+  EXPECT_EQ(summary.at("requests"), 60);
+  EXPECT_EQ(summary.at("duplicates"), 2);
+  EXPECT_EQ(summary.at("selected"), 50);
+  ASSERT_EQ(summary.at("strata").size(), 5u);
+  EXPECT_EQ(summary.at("strata")[1].at("stratum"), "code");
+  EXPECT_EQ(summary.at("strata")[1].at("selected"), 10);
+}
+
 TEST_F(SuiteBuild, CommandFailsWithoutWritingOnBadLine) {
   const fs::path traffic = dir_ / "bad.jsonl";
   std::ofstream(traffic) << "{\"prompt\": \"x\"}\n{\"prompt\": 3}\n";

@@ -6,6 +6,7 @@
 #include "command.h"
 #include "stepdown/eval/metrics.h"
 #include "stepdown/eval/metrics_pairs.h"
+#include "stepdown/eval/pass_at_k.h"
 
 namespace stepdown::cli {
 namespace {
@@ -22,7 +23,9 @@ int run_score(const ScoreArgs& args) {
   eval::MetricOptions options;
   options.use_stemmer = args.stemmer;
   options.normalization = eval::TextNormalization::parse(args.normalize);
-  const std::unique_ptr<eval::Metric> metric = eval::MetricRegistry::with_text_metrics().create(args.metric, options);
+  eval::MetricRegistry registry = eval::MetricRegistry::with_text_metrics();
+  eval::add_code_metrics(registry);
+  const std::unique_ptr<eval::Metric> metric = registry.create(args.metric, options);
   const eval::PairScores result = eval::score_pairs(args.input, *metric);
 
   if (!args.json) {
@@ -48,7 +51,7 @@ const bool registered = register_command("score", [](CLI::App& app, int& exit_co
   auto args = std::make_shared<ScoreArgs>();
   CLI::App* command = app.add_subcommand("score", "Score predictions against references from a JSONL file");
   command->add_option("--metric", args->metric,
-                      "Metric: exact_match, f1, regex, json_valid, json_schema, rouge1, rouge2, rougeL, rougeLsum")
+                      "Metric: exact_match, f1, regex, json_valid, json_schema, rouge1, rouge2, rougeL, rougeLsum, pass_at_k")
       ->required();
   command->add_option("--input", args->input, "JSONL file, one {\"prediction\", \"reference\"} object per line")
       ->required()

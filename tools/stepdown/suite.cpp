@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "stepdown/eval/pass_at_k.h"
 #include "stepdown/eval/suite_build.h"
 
 namespace stepdown::cli {
@@ -71,8 +72,9 @@ int run_suite_build(const SuiteBuildArgs& args) {
   options.default_metrics = args.metrics;
   options.default_max_tokens = args.max_tokens;
 
-  const eval::SuiteBuildResult result =
-      eval::build_suite(args.traffic, options, eval::MetricRegistry::with_text_metrics());
+  eval::MetricRegistry registry = eval::MetricRegistry::with_text_metrics();
+  eval::add_code_metrics(registry);
+  const eval::SuiteBuildResult result = eval::build_suite(args.traffic, options, registry);
   eval::write_suite(args.output, result.items);
   print_summary(result, args);
   if (args.json) std::printf("%s\n", summary_json(result, args).dump(2).c_str());

@@ -17,7 +17,7 @@ struct PairScores {
 };
 
 // Scores every line of `input`. A line has a string `prediction` and the fields the
-// metric reads, named as in a suite: `reference`, `pattern`, `pattern_mode`, `schema`.
+// metric reads, named as in a suite: `reference`, `pattern`, `pattern_mode`, `schema`, `tests`.
 // Throws FormatError naming the file, line and field for a malformed or incomplete line,
 // and for a file with no pairs.
 PairScores score_pairs(const std::filesystem::path& input, const Metric& metric);
