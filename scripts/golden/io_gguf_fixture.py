@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write the GGUF reader's golden fixtures with gguf-py (GGUFReader) as the reference.
 
-For each fetched GGUF model the fixture records every metadata key with its type, its
-value (or, for long strings and arrays, the length, the first few values and a CRC-32
-of the encoded values), and every tensor's name, ggml type id, shape (outermost first),
-absolute file offset, byte size and CRC-32 of its bytes. tests/io/gguf_golden_test.cpp
+For each fetched GGUF model the fixture records every metadata key with its type and
+value. Long strings and arrays are stored as their length, first few values and a CRC-32
+of the encoded values. Every tensor gets its name, ggml type id, shape (outermost first),
+absolute file offset, byte size and the CRC-32 of its bytes. tests/io/gguf_golden_test.cpp
 compares stepdown's reader against these files.
 
 Usage: scripts/golden/io_gguf_fixture.py [MODEL_CACHE_DIR]

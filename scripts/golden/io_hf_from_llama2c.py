@@ -8,9 +8,9 @@ permuted from llama2.c's interleaved RoPE pairs to HF's rotate-half (neox) layou
 inverse of the permute in llama.cpp's convert_hf_to_gguf.py, which reshapes rows as
 (heads, 2, head_dim/2) and swaps the last two axes.
 
---model-type qwen2 adds q/k/v biases and qwen3 adds q/k norms and head_dim; their values
-are arange(n) * 0.001 + layer (biases) and 1 + arange(head_dim) * 0.01 + layer (norms) so
-tests can recompute them.
+--model-type qwen2 adds q/k/v biases and qwen3 adds q/k norms and head_dim. Biases are
+arange(n) * 0.001 + layer and norms 1 + arange(head_dim) * 0.01 + layer, so tests can
+recompute them.
 
 Usage: io_hf_from_llama2c.py MODEL.bin OUT_DIR [--dtype f32|f16|bf16] [--shards N]
                              [--model-type llama|mistral|qwen2|qwen3] [--untied]

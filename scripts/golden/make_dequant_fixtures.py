@@ -125,7 +125,7 @@ def check_real_models(test_binary: Path) -> int:
                 rows = max(1, min(raw.shape[0], MAX_ELEMS_PER_TENSOR // elems_per_row))
                 stem = f"{qtype.name}__{model.split('.')[0]}__{tensor.name}"
                 count = write_fixture(folder, stem, raw[:rows], qtype)
-                entry = summary.setdefault(qtype.name, [0, 0])
+                entry = summary.setdefault(f"{model}: {qtype.name}", [0, 0])
                 entry[0] += 1
                 entry[1] += count
         for name, (tensors, values) in sorted(summary.items()):

@@ -23,7 +23,7 @@ from rouge_score import rouge_scorer
 
 ROUGE_TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 
-# Words that reach every rule of every step of the stemmer, NLTK's irregular forms, and
+# Words chosen to exercise the rules of each stemmer step, NLTK's irregular forms, and
 # its extensions (4-letter -ies/-ied, y after a vowel, -alli, -fulli, -logi, 2-letter *o).
 STEMMER_WORDS = """
 caresses ponies ties caress cats dies flies lies spies feed agreed bleed plastered bled

@@ -118,6 +118,7 @@ TEST(GatePolicy, RejectsBadValues) {
   EXPECT_NE(policy_error("strata: [1, 2]\n").find("key strata"), std::string::npos);
   EXPECT_NE(policy_error("a: [\n").find("invalid YAML"), std::string::npos);
   EXPECT_NE(policy_error("").find("empty"), std::string::npos);
+  EXPECT_NE(policy_error("strata:\n  [a, b]: {}\n").find("gate.yaml"), std::string::npos);
 }
 
 TEST(GateRule, FailsOnlyWhenIntervalExcludesTolerance) {

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "stepdown/core/error.h"
+#include "stepdown/eval/metrics.h"
+#include "stepdown/eval/suite.h"
 #include "test_paths.h"
 
 namespace stepdown::eval {
@@ -48,6 +50,64 @@ TEST(PassAtK, RejectsInvalidCounts) {
   EXPECT_THROW(pass_at_k(5, -1, 1), InvalidArgument);
   EXPECT_THROW(pass_at_k(5, 2, 0), InvalidArgument);
   EXPECT_THROW(pass_at_k(5, 2, 6), InvalidArgument);
+}
+
+TEST(PassAtK, ScoresSandboxedSamples) {
+  CodeTestRequest item;
+  item.tests = "assert square(3) == 9\nassert square(-2) == 4\n";
+  const std::vector<std::string> samples = {
+      "def square(x):\n    return x * x\n",
+      "def square(x):\n    return x + x\n",  // right for 2 only
+      "def square(x):\n    return x ** 2\n",
+      "def square(x)\n",  // syntax error
+  };
+  const CodeSamplesScore score = score_code_samples(item, samples, 2);
+  EXPECT_EQ(score.n, 4);
+  EXPECT_EQ(score.c, 2);
+  ASSERT_EQ(score.runs.size(), 4u);
+  EXPECT_EQ(score.runs[0].status, SandboxStatus::kPass);
+  EXPECT_EQ(score.runs[1].status, SandboxStatus::kFail);
+  EXPECT_EQ(score.runs[3].status, SandboxStatus::kFail);
+  // 1 - C(2, 2) / C(4, 2) = 1 - 1/6
+  EXPECT_NEAR(score.pass_at_k, 5.0 / 6.0, 1e-12);
+}
+
+TEST(PassAtK, NoSamplesIsRejected) {
+  EXPECT_THROW(score_code_samples(CodeTestRequest{}, {}, 1), InvalidArgument);
+}
+
+TEST(PassAtK, ExtractsFencedCode) {
+  EXPECT_EQ(extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone."), "def f():\n    return 1\n");
+  EXPECT_EQ(extract_code("~~~\nx = 1\n~~~"), "x = 1\n");
+  EXPECT_EQ(extract_code("```py\nunclosed = 2\n"), "unclosed = 2\n");
+  EXPECT_EQ(extract_code("plain = 3\n"), "plain = 3\n");
+}
+
+TEST(PassAtK, MetricScoresThroughRegistry) {
+  MetricRegistry registry;
+  add_code_metrics(registry);
+  ASSERT_TRUE(registry.contains("pass_at_k"));
+  const std::unique_ptr<Metric> metric = registry.create("pass_at_k");
+  EXPECT_FALSE(metric->needs_reference());
+
+  SuiteItem item;
+  item.id = "sq";
+  item.tests = {"assert square(3) == 9\n", "assert square(0) == 0\n"};
+  EXPECT_EQ(metric->score("```python\ndef square(x):\n    return x * x\n```", item), 1.0);
+  // Passes the second test program only: every program must pass.
+  EXPECT_EQ(metric->score("def square(x):\n    return 0\n", item), 0.0);
+}
+
+TEST(PassAtK, MetricChecksItem) {
+  MetricRegistry registry;
+  add_code_metrics(registry);
+  const std::unique_ptr<Metric> metric = registry.create("pass_at_k");
+  SuiteItem item;
+  EXPECT_THROW(metric->check_item(item), InvalidArgument);  // no tests
+  item.tests = {"assert True\n"};
+  EXPECT_NO_THROW(metric->check_item(item));
+  item.metadata = {{"language", "rust"}};
+  EXPECT_THROW(metric->check_item(item), InvalidArgument);
 }
 
 }  // namespace

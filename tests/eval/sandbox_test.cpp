@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -141,6 +143,35 @@ TEST(Sandbox, ForkHitsProcessLimit) {
   EXPECT_NE(r.stdout_text.find("errno 11"), std::string::npos) << describe(r);  // EAGAIN
   const int children = std::stoi(r.stdout_text.substr(r.stdout_text.find("after ") + 6));
   EXPECT_LT(children, 8) << describe(r);
+}
+
+TEST(Sandbox, ParallelRunsHaveOwnProcessLimit) {
+  // Each sandbox counts only its own processes, so parallel runs do not starve each other.
+  const std::string code =
+      "import os, sys, time\n"
+      "children = 0\n"
+      "try:\n"
+      "    while True:\n"
+      "        if os.fork() == 0:\n"
+      "            time.sleep(5)\n"
+      "            os._exit(0)\n"
+      "        children += 1\n"
+      "except OSError:\n"
+      "    print('children', children)\n";
+  SandboxLimits limits;
+  limits.max_processes = 8;
+  limits.wall_seconds = 30;
+  std::vector<SandboxResult> results(3);
+  std::vector<std::thread> threads;
+  for (SandboxResult& result : results) {
+    threads.emplace_back([&result, &code, &limits] { result = run_python(code, "", limits); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const SandboxResult& r : results) {
+    EXPECT_EQ(r.status, SandboxStatus::kPass) << describe(r);
+    // 8 processes: bwrap's init, the interpreter and 6 children.
+    EXPECT_NE(r.stdout_text.find("children 6"), std::string::npos) << describe(r);
+  }
 }
 
 TEST(Sandbox, ForkBombEndsAtTimeout) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -118,11 +119,53 @@ TEST_P(KernelFormatTest, RowStrideLargerThanRow) {
   expect_close(w, x.data(), 1, y, "matvec with padded rows");
 }
 
+// With x = e_i (one-hot) every product but one is zero, so y[r] is the weight W[r][i] as
+// the fused kernel decoded it: it must equal dequantize_row's value exactly.
+void expect_fused_decode_exact(DType dtype) {
+  const int64_t block = dtype_info(dtype).block_elems;
+  const int64_t cols = block == 1 ? 45 : 2 * block;
+  const int64_t rows = 3;
+  const test::RandomWeights weights(dtype, rows, cols, 77);
+  std::vector<float> decoded(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(dtype, weights.matrix.data + r * weights.matrix.row_stride, decoded.data() + r * cols, cols);
+  }
+  ThreadPool pool(1);
+  int mismatches = 0;
+  for (int64_t first = 0; first < cols; first += 8) {
+    const int64_t n_tokens = std::min<int64_t>(8, cols - first);
+    std::vector<float> x(static_cast<size_t>(n_tokens * cols), 0.0f);
+    for (int64_t t = 0; t < n_tokens; ++t) x[static_cast<size_t>(t * cols + first + t)] = 1.0f;
+    std::vector<float> y(static_cast<size_t>(n_tokens * rows), NAN);
+    matmul(weights.matrix, x.data(), n_tokens, y.data(), pool);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float want = decoded[static_cast<size_t>(r * cols + first + t)];
+        const float got = y[static_cast<size_t>(t * rows + r)];
+        if (got != want && mismatches++ < 5) {
+          ADD_FAILURE() << dtype_name(dtype) << " W[" << r << "][" << first + t << "]: fused " << got
+                        << ", dequantize_row " << want;
+        }
+      }
+    }
+    std::vector<float> x_one(x.begin(), x.begin() + cols);
+    std::vector<float> y_one(static_cast<size_t>(rows), NAN);
+    matvec(weights.matrix, x_one, y_one, pool);
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(y_one[static_cast<size_t>(r)], decoded[static_cast<size_t>(r * cols + first)])
+          << dtype_name(dtype) << " matvec W[" << r << "][" << first << "]";
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST_P(KernelFormatTest, FusedDecodeEqualsDequantizeRow) { expect_fused_decode_exact(GetParam()); }
+
 INSTANTIATE_TEST_SUITE_P(AllFormats, KernelFormatTest, ::testing::ValuesIn(kAllFormats),
                          [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
 
-// The tests above run on the best target of this CPU; this one repeats a smaller sweep on
-// every target Highway compiled and the CPU supports (AVX-512, AVX2, SSE4, scalar...).
+// The tests above run on the best target of this CPU. This one repeats a smaller sweep and
+// the one-hot exactness check on every target Highway compiled and the CPU supports.
 TEST(KernelTargets, EveryCompiledTargetMatchesReference) {
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
   ASSERT_FALSE(targets.empty());
@@ -145,6 +188,7 @@ TEST(KernelTargets, EveryCompiledTargetMatchesReference) {
       for (float v : a) magnitude += static_cast<double>(v) * v;
       EXPECT_NEAR(dot_f32(a.data(), a.data(), cols), dot_f32_reference(a.data(), a.data(), cols),
                   tolerance(cols, magnitude));
+      expect_fused_decode_exact(dtype);
     }
     std::cout << "checked target " << hwy::TargetName(target) << "\n";
   }

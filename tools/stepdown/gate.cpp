@@ -19,6 +19,8 @@ namespace {
 constexpr int kExitPass = 0;
 constexpr int kExitRegression = 1;
 constexpr int kExitBadInput = 2;
+// Item count below which the gate warns that a stratum's interval is unreliable.
+constexpr int64_t kSmallStratum = 20;
 
 struct GateOptions {
   std::string baseline;
@@ -40,6 +42,14 @@ int run(const GateOptions& options) {
 
   const eval::GateReport report =
       eval::run_gate(baseline, options.baseline, candidate, options.candidate, policy, options.policy);
+
+  for (const eval::GateRow& row : report.strata) {
+    if (row.delta.n < kSmallStratum) {
+      spdlog::warn("stratum {} has {} items; below about {} the percentile interval is narrower than its nominal "
+                   "level, so its verdict is less certain than the CI suggests",
+                   row.delta.stratum, row.delta.n, kSmallStratum);
+    }
+  }
 
   const std::string markdown = eval::format_gate_markdown(report);
   if (!options.markdown.empty()) write_file_atomic(options.markdown, markdown);

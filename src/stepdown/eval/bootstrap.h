@@ -24,10 +24,11 @@ struct MeanInterval {
 };
 
 // Returns the mean of `differences` (candidate minus baseline, one per paired item) and
-// its percentile bootstrap interval: B resamples of n indices drawn uniformly with
-// replacement, the mean of each, and the (1 - confidence)/2 and (1 + confidence)/2
-// quantiles of those means (linear interpolation between order statistics, numpy's
-// default "linear" method). An empty input or invalid options raise InvalidArgument.
+// its percentile bootstrap interval. The interval comes from B resamples of n indices
+// drawn uniformly with replacement: it spans the (1 - confidence)/2 and
+// (1 + confidence)/2 quantiles of the resample means, interpolated linearly between order
+// statistics like numpy's default method. An empty input or invalid options raise
+// InvalidArgument.
 MeanInterval paired_bootstrap(std::span<const double> differences, const BootstrapOptions& options);
 
 // Returns a uniform index in [0, n) from `random`'s 64-bit output by rejection sampling.

@@ -69,6 +69,8 @@ class PolicyReader {
   const std::string& source_;
 };
 
+GatePolicy parse_policy_node(const YAML::Node& root, const std::string& source);
+
 }  // namespace
 
 std::string GatePolicy::metric_for(const std::string& stratum) const {
@@ -95,6 +97,18 @@ GatePolicy parse_gate_policy(const std::string& text, const std::string& source)
   } catch (const YAML::Exception& e) {
     raise<FormatError>("{}: invalid YAML at line {}, column {}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg);
   }
+  try {
+    return parse_policy_node(root, source);
+  } catch (const YAML::Exception& e) {
+    // A key that is itself a list or map, for instance, fails conversion inside yaml-cpp.
+    raise<FormatError>("{}: invalid policy at line {}, column {}: {}", source, e.mark.line + 1, e.mark.column + 1,
+                       e.msg);
+  }
+}
+
+namespace {
+
+GatePolicy parse_policy_node(const YAML::Node& root, const std::string& source) {
   const PolicyReader reader(source);
   if (root.IsNull()) reader.fail("(top level)", "the policy is empty; set at least primary_metric");
   reader.check_keys(root, "",
@@ -144,6 +158,8 @@ GatePolicy parse_gate_policy(const std::string& text, const std::string& source)
   }
   return policy;
 }
+
+}  // namespace
 
 GatePolicy read_gate_policy(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

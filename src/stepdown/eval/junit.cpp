@@ -48,8 +48,9 @@ std::string testcase(const GateRow& row, double confidence) {
   if (!row.gated) {
     out += fmt::format("      <system-out>{}; not gated</system-out>\n", xml_escape(numbers));
   } else if (row.verdict == Verdict::kFail) {
-    const std::string message =
-        fmt::format("regression: CI upper bound {:+.4f} is below -{:.4f}", d.delta.upper, row.max_regression);
+    // CI systems often show only the message, so it carries the numbers too.
+    const std::string message = fmt::format("regression: CI upper bound {:+.4f} is below -{:.4f}; {}", d.delta.upper,
+                                            row.max_regression, numbers);
     out += fmt::format("      <failure message=\"{}\" type=\"regression\">{}</failure>\n", xml_escape(message),
                        xml_escape(numbers));
   } else {

@@ -1,7 +1,8 @@
 #pragma once
 // JUnit XML for CI systems (GitHub Actions, GitLab, Jenkins): one testsuite "stepdown.gate"
 // with one testcase per stratum and one for the overall row; a failed stratum carries a
-// <failure> whose message states the delta, the interval and the tolerance.
+// <failure> whose message states n, both means, the delta, the interval and the
+// tolerance.
 #include <string>
 
 #include "stepdown/eval/gate.h"

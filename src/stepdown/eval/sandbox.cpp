@@ -44,9 +44,9 @@ const char* sandbox_status_name(SandboxStatus status) {
 
 namespace {
 
-// uid and gid the sandbox runs as when stepdown runs as root: RLIMIT_NPROC binds only
-// non-root users. NOTE: 65534 is "nobody" on Debian and most distributions; processes
-// of that user elsewhere on the machine count toward max_processes.
+// uid and gid the sandbox runs as when stepdown runs as root, because RLIMIT_NPROC binds
+// only non-root users. 65534 is the unprivileged "nobody" on Debian and most
+// distributions.
 constexpr uid_t kSandboxUser = 65534;
 // How long to keep reading output after the program ended or was killed.
 constexpr auto kDrainTime = std::chrono::seconds(2);
@@ -117,16 +117,16 @@ std::string find_bwrap(const std::string& requested) {
 
 // The interpreter command for a language, as seen inside the sandbox.
 std::vector<std::string> interpreter_for(const std::string& language, const SandboxLimits& limits) {
+  // The process limit is set inside the sandbox, by prlimit(1) just before it execs the
+  // interpreter, because the kernel counts RLIMIT_NPROC per user namespace and user.
+  // There it counts only this sandbox's processes, while set before bwrap it would count
+  // every process of the sandbox user, including other sandboxes running in parallel.
+  std::vector<std::string> command = {"/usr/bin/prlimit", fmt::format("--nproc={0}:{0}", limits.max_processes),
+                                      "--"};
   if (language == "python") {
     // -I ignores PYTHON* variables and the user's site-packages; -B writes no .pyc files.
-    // The process limit is set again in here because, for a non-root user, the kernel
-    // counts RLIMIT_NPROC per user namespace: inside the sandbox it counts only the
-    // sandbox's processes, while before exec it would count all of the user's.
-    const std::string launcher = fmt::format(
-        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NPROC, ({0}, {0})); "
-        "sys.argv = ['/work/main.py']; runpy.run_path('/work/main.py', run_name='__main__')",
-        limits.max_processes);
-    return {"/usr/bin/python3", "-I", "-B", "-c", launcher};
+    command.insert(command.end(), {"/usr/bin/python3", "-I", "-B", "/work/main.py"});
+    return command;
   }
   // NOTE: only Python runs today; other languages need their toolchains bound read-only.
   raise<InvalidArgument>("sandbox: unsupported language \"{}\"; supported: python", language);
@@ -187,10 +187,7 @@ struct ChildSetup {
   limit(RLIMIT_FSIZE, setup.limits.max_file_bytes, setup.limits.max_file_bytes);
   limit(RLIMIT_CORE, 0, 0);
   if (geteuid() == 0) {
-    // Root ignores RLIMIT_NPROC, so drop to the sandbox user. That user has no other
-    // processes, so the limit can be set here, before bwrap forks.
-    const auto processes = static_cast<rlim_t>(setup.limits.max_processes);
-    limit(RLIMIT_NPROC, processes, processes);
+    // The kernel does not apply RLIMIT_NPROC to root, so run the sandbox as another user.
     if (setgroups(0, nullptr) != 0 || setgid(kSandboxUser) != 0 || setuid(kSandboxUser) != 0) _exit(126);
   }
   // Close-on-exec everything but stdio and the descriptors bwrap reads.
@@ -232,6 +229,53 @@ struct RawRun {
   double wall_seconds = 0.0;
 };
 
+// Reads the child's output until it exits and its pipes close, killing its process group
+// at the wall-clock deadline. Sets run.out, run.err, run.status and run.timed_out.
+void collect_output(RawRun& run, pid_t pid, int pidfd, const Pipe& out, const Pipe& err, const Pipe& status,
+                    const SandboxLimits& limits, Clock::time_point start) {
+  const auto timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.wall_seconds));
+  Clock::time_point deadline = start + timeout;
+  bool exited = false;
+  bool killed = false;
+  for (;;) {
+    const bool pipes_open = run.out.open || run.err.open || run.status.open;
+    if (exited && !pipes_open) break;
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      if (!killed) {
+        // The outer bwrap and the namespace's init share this group; when init dies the
+        // kernel kills every process left in the pid namespace.
+        run.timed_out = !exited;
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        killed = true;
+        deadline = now + kDrainTime;
+        continue;
+      }
+      break;  // output still open after the drain time: stop reading
+    }
+    std::array<pollfd, 4> fds = {pollfd{run.out.open ? out.read.get() : -1, POLLIN, 0},
+                                 pollfd{run.err.open ? err.read.get() : -1, POLLIN, 0},
+                                 pollfd{run.status.open ? status.read.get() : -1, POLLIN, 0},
+                                 pollfd{exited ? -1 : pidfd, POLLIN, 0}};
+    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
+    const int ready = poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(wait_ms, 1000)));
+    if (ready < 0 && errno != EINTR) raise("sandbox: poll failed: {}", std::strerror(errno));
+    if (ready <= 0) continue;
+    if (fds[0].revents) read_some(out.read.get(), run.out, limits.max_output_bytes);
+    if (fds[1].revents) read_some(err.read.get(), run.err, limits.max_output_bytes);
+    if (fds[2].revents) read_some(status.read.get(), run.status, 1 << 16);
+    if (fds[3].revents && !exited) {
+      exited = true;
+      if (!killed) deadline = std::min(deadline, Clock::now() + kDrainTime);
+    }
+  }
+  if (!exited) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+  }
+}
+
 // Starts bwrap with `args`, feeds nothing on stdin, captures output, and enforces the
 // wall-clock limit by killing the child's process group.
 RawRun run_bwrap(std::vector<std::string> args, const std::vector<int>& passed_fds, Pipe status,
@@ -270,46 +314,13 @@ RawRun run_bwrap(std::vector<std::string> args, const std::vector<int>& passed_f
   }
 
   RawRun run;
-  const auto timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.wall_seconds));
-  Clock::time_point deadline = start + timeout;
-  bool exited = false;
-  bool killed = false;
-  for (;;) {
-    const bool pipes_open = run.out.open || run.err.open || run.status.open;
-    if (exited && !pipes_open) break;
-    const Clock::time_point now = Clock::now();
-    if (now >= deadline) {
-      if (!killed) {
-        // The outer bwrap and the namespace's init share this group; when init dies the
-        // kernel kills every process left in the pid namespace.
-        run.timed_out = !exited;
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        killed = true;
-        deadline = now + kDrainTime;
-        continue;
-      }
-      break;  // output still open after the drain time: stop reading
-    }
-    std::array<pollfd, 4> fds = {pollfd{run.out.open ? out.read.get() : -1, POLLIN, 0},
-                                 pollfd{run.err.open ? err.read.get() : -1, POLLIN, 0},
-                                 pollfd{run.status.open ? status.read.get() : -1, POLLIN, 0},
-                                 pollfd{exited ? -1 : pidfd.get(), POLLIN, 0}};
-    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
-    const int ready = poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(wait_ms, 1000)));
-    if (ready < 0 && errno != EINTR) raise("sandbox: poll failed: {}", std::strerror(errno));
-    if (ready <= 0) continue;
-    if (fds[0].revents) read_some(out.read.get(), run.out, limits.max_output_bytes);
-    if (fds[1].revents) read_some(err.read.get(), run.err, limits.max_output_bytes);
-    if (fds[2].revents) read_some(status.read.get(), run.status, 1 << 16);
-    if (fds[3].revents && !exited) {
-      exited = true;
-      if (!killed) deadline = std::min(deadline, Clock::now() + kDrainTime);
-    }
-  }
-  if (!exited) {
+  try {
+    collect_output(run, pid, pidfd.get(), out, err, status, limits, start);
+  } catch (...) {
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    throw;
   }
   while (waitpid(pid, &run.wait_status, 0) < 0 && errno == EINTR) {
   }

@@ -3,9 +3,11 @@
 // for the code pass-rate metric.
 //
 // Isolation, from outside in:
-//   - the child sets rlimits before exec: CPU seconds, address space, processes, file size
-//     and no core dumps; when started as root it first drops to uid/gid 65534 (nobody),
-//     because the kernel does not enforce RLIMIT_NPROC for root;
+//   - the child sets rlimits before exec: CPU seconds, address space, file size and no
+//     core dumps. When started as root it drops to uid/gid 65534, because the kernel
+//     does not enforce RLIMIT_NPROC for root. The process limit itself is set inside the
+//     sandbox by prlimit(1) just before the interpreter's exec, so the kernel counts only
+//     this sandbox's processes against it;
 //   - bwrap unshares every namespace (user, pid, network, ipc, uts, cgroup), so the code
 //     has no network but an empty loopback, sees only its own processes, and dies with
 //     its parent (--die-with-parent) in a new session (--new-session);
@@ -27,7 +29,7 @@ struct SandboxLimits {
   double wall_seconds = 10.0;                    // whole run, including interpreter start
   int cpu_seconds = 10;                          // RLIMIT_CPU per process
   uint64_t address_space_bytes = 1ULL << 30;     // RLIMIT_AS per process
-  int max_processes = 32;                        // RLIMIT_NPROC for the sandbox user
+  int max_processes = 32;                        // RLIMIT_NPROC, bwrap's init process included
   uint64_t max_file_bytes = 16ULL << 20;         // RLIMIT_FSIZE: largest file it may write
   uint64_t work_dir_bytes = 64ULL << 20;         // size of the /work tmpfs
   uint64_t max_output_bytes = 64ULL << 10;       // captured per stream; the rest is dropped

@@ -148,7 +148,7 @@ SuiteItem parse_suite_item(const json& value, ItemSchema schema) {
   const bool has_prompt = value.contains("prompt");
   const bool has_messages = value.contains("messages");
   if (has_prompt && has_messages) raise<FormatError>("fields 'prompt' and 'messages': expected one of them, found both");
-  if (!has_prompt && !has_messages) raise<FormatError>("field 'prompt': missing (give 'prompt' or 'messages')");
+  if (!has_prompt && !has_messages && schema != ItemSchema::kScoredPair) raise<FormatError>("field 'prompt': missing (give 'prompt' or 'messages')");
   if (has_prompt) item.prompt = read_non_empty_string(value, "prompt");
   if (has_messages) item.messages = read_messages(value.at("messages"));
 
@@ -214,7 +214,7 @@ SuiteItem parse_suite_item(const json& value, ItemSchema schema) {
 
 std::vector<SuiteItem> read_suite(const std::filesystem::path& path, const MetricRegistry& registry) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) raise<IoError>("cannot open suite {}: {}", path.string(), std::strerror(errno));
+  if (!in) raise<IoError>("failed to open suite {}: {}", path.string(), std::strerror(errno));
 
   std::vector<SuiteItem> items;
   std::unordered_map<std::string, size_t> id_lines;

@@ -52,9 +52,10 @@ struct SuiteItem {
   std::string prompt_text() const;
 };
 
-// Which fields a line must have. A suite needs every required field; a traffic log needs
-// only the request, and fields outside the suite format are ignored there.
-enum class ItemSchema { kSuite, kTraffic };
+// Which fields a line must have. A suite needs every required field and allows no other.
+// A traffic log needs only the request; a scored pair (`stepdown score`) needs not even
+// that. Both ignore fields outside the suite format.
+enum class ItemSchema { kSuite, kTraffic, kScoredPair };
 
 // Parses one item. Throws FormatError naming the field, what was expected and what was
 // found, without a file location (read_suite adds it). Metric names are not checked here.

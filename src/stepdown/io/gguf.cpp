@@ -7,6 +7,7 @@
 
 #include "stepdown/core/error.h"
 #include "stepdown/core/log.h"
+#include "stepdown/io/printable.h"
 
 namespace stepdown::io {
 
@@ -57,9 +58,9 @@ size_t scalar_size(MetaType type) {
   return 0;
 }
 
-// Fewest bytes one value of `type` takes, used to reject counts the file cannot hold
-// before anything is allocated: a string is at least its uint64 length, an array at
-// least its uint32 element type and uint64 count.
+// Minimum bytes one value of `type` takes, used to reject counts the file cannot hold
+// before anything is allocated. A string takes at least its uint64 length, and an array
+// at least its uint32 element type and uint64 count.
 size_t min_value_size(MetaType type) {
   if (type == MetaType::STRING) return 8;
   if (type == MetaType::ARRAY) return 12;
@@ -121,6 +122,7 @@ class Reader {
   size_t offset_ = 0;
 };
 
+// `key` is only used in messages, so callers pass it through printable().
 MetaValue read_value(Reader& r, MetaType type, const std::string& key, int depth);
 
 MetaArray read_array(Reader& r, const std::string& key, int depth) {
@@ -176,9 +178,9 @@ MetaValue read_value(Reader& r, MetaType type, const std::string& key, int depth
   return value;
 }
 
-// "neox" or "interleaved" for the RoPE pair layout of q/k rows in GGUF files of `arch`,
-// following which architectures llama.cpp runs with its NEOX rope type; empty when
-// unknown.
+// The RoPE pair layout of q/k rows in GGUF files of `arch`: "neox" for the architectures
+// llama.cpp runs with its NEOX rope type, "interleaved" for the others listed, and empty
+// when the architecture is unknown.
 std::string_view rope_layout_for(std::string_view arch) {
   static constexpr std::string_view kInterleaved[] = {"llama", "baichuan", "deci", "granite", "olmo", "command-r"};
   static constexpr std::string_view kNeox[] = {"qwen",   "qwen2",  "qwen2moe", "qwen3", "qwen3moe", "gemma",
@@ -202,7 +204,7 @@ TensorInfo read_tensor_info(Reader& r, uint64_t index) {
   info.view.name = r.read_string(fmt::format("tensor info {} name", index));
   const std::string& name = info.view.name;
   if (name.empty()) raise<FormatError>("{}: GGUF tensor info {} at offset {}: empty tensor name", r.file(), index, at);
-  const std::string where = fmt::format("tensor '{}'", name);
+  const std::string where = fmt::format("tensor '{}'", printable(name));
 
   const size_t dims_at = r.offset();
   const auto n_dims = r.read<uint32_t>(where + " n_dims");
@@ -295,15 +297,16 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
     std::string key = r.read_string(fmt::format("metadata key {}", i));
     if (key.empty()) raise<FormatError>("{}: GGUF metadata key {} at offset {}: empty key", file, i, key_at);
     if (model.metadata.contains(key)) {
-      raise<FormatError>("{}: GGUF metadata key '{}' at offset {}: duplicate key", file, key, key_at);
+      raise<FormatError>("{}: GGUF metadata key '{}' at offset {}: duplicate key", file, printable(key), key_at);
     }
     const size_t type_at = r.offset();
-    const auto type_id = r.read<uint32_t>(fmt::format("metadata key '{}' type", key));
+    const std::string shown_key = printable(key);
+    const auto type_id = r.read<uint32_t>(fmt::format("metadata key '{}' type", shown_key));
     if (!valid_meta_type(type_id)) {
       raise<FormatError>("{}: GGUF metadata key '{}' type at offset {}: expected a value type id 0..12, found {}",
-                         file, key, type_at, type_id);
+                         file, shown_key, type_at, type_id);
     }
-    MetaValue value = read_value(r, static_cast<MetaType>(type_id), key, 0);
+    MetaValue value = read_value(r, static_cast<MetaType>(type_id), shown_key, 0);
     model.metadata.set(std::move(key), std::move(value));
   }
 
@@ -329,7 +332,7 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
   for (uint64_t i = 0; i < tensor_count; ++i) {
     infos.push_back(read_tensor_info(r, i));
     if (!names.insert(infos.back().view.name).second) {
-      raise<FormatError>("{}: GGUF tensor info {}: duplicate tensor name '{}'", file, i, infos.back().view.name);
+      raise<FormatError>("{}: GGUF tensor info {}: duplicate tensor name '{}'", file, i, printable(infos.back().view.name));
     }
   }
 
@@ -344,12 +347,12 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
     const std::string& name = info.view.name;
     if (info.offset % alignment != 0) {
       raise<FormatError>("{}: GGUF tensor '{}' field offset: expected a multiple of the alignment {}, found {}", file,
-                         name, alignment, info.offset);
+                         printable(name), alignment, info.offset);
     }
     if (info.offset > data_size || info.view.nbytes > data_size - info.offset) {
       raise<FormatError>("{}: GGUF tensor '{}' data: {} bytes at offset {} (file offset {}) run past the end of the "
                          "file ({} bytes)",
-                         file, name, info.view.nbytes, info.offset, data_start + info.offset, bytes.size());
+                         file, printable(name), info.view.nbytes, info.offset, data_start + info.offset, bytes.size());
     }
     info.view.data = bytes.data() + data_start + info.offset;
   }
@@ -363,7 +366,7 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
     const TensorInfo& prev = *by_offset[i - 1];
     if (prev.offset + prev.view.nbytes > by_offset[i]->offset) {
       raise<FormatError>("{}: GGUF tensor '{}' at data offset {} overlaps tensor '{}' ({} bytes at data offset {})",
-                         file, by_offset[i]->view.name, by_offset[i]->offset, prev.view.name, prev.view.nbytes,
+                         file, printable(by_offset[i]->view.name), by_offset[i]->offset, printable(prev.view.name), prev.view.nbytes,
                          prev.offset);
     }
   }
@@ -376,17 +379,18 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
     if (!layout.empty()) {
       model.metadata.set_string(std::string(kRopeLayoutKey), std::string(layout));
     } else {
-      spdlog::warn("{}: unknown GGUF architecture '{}'; RoPE layout not set", file, *arch);
+      spdlog::warn("{}: unknown GGUF architecture '{}'; RoPE layout not set", file, printable(*arch));
     }
   }
   return model;
 }
 
-ModelFile open_gguf(const std::filesystem::path& path) {
-  auto file = std::make_shared<MappedFile>(path);
-  ModelFile model = read_gguf(file->bytes(), path);
+ModelFile open_gguf(std::shared_ptr<MappedFile> file) {
+  ModelFile model = read_gguf(file->bytes(), file->path());
   model.mappings.push_back(std::move(file));
   return model;
 }
+
+ModelFile open_gguf(const std::filesystem::path& path) { return open_gguf(std::make_shared<MappedFile>(path)); }
 
 }  // namespace stepdown::io

@@ -13,9 +13,11 @@ namespace stepdown::io {
 bool looks_like_gguf(std::span<const std::byte> head);
 
 ModelFile open_gguf(const std::filesystem::path& path);
+// The same for a file the caller has already mapped; the result keeps `file` alive.
+ModelFile open_gguf(std::shared_ptr<MappedFile> file);
 
 // Parses GGUF bytes that the caller keeps alive: the tensors point into `bytes` and the
-// result holds no mapping. `path` only names the file in messages. Used by open_gguf and
+// result owns no mapping. `path` only names the file in messages. Used by open_gguf and
 // by the fuzz entry.
 ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::path& path);
 

@@ -8,6 +8,7 @@
 
 #include "stepdown/core/error.h"
 #include "stepdown/core/log.h"
+#include "stepdown/io/printable.h"
 #include "stepdown/io/safetensors.h"
 
 namespace stepdown::io {
@@ -22,7 +23,7 @@ json read_json_file(const std::filesystem::path& path) {
   try {
     return json::parse(in);
   } catch (const json::exception& e) {
-    raise<FormatError>("{}: not valid JSON: {}", path.string(), e.what());
+    raise<FormatError>("{}: not valid JSON: {}", path.string(), printable(e.what(), 200));
   }
 }
 
@@ -57,8 +58,8 @@ class ConfigReader {
       if (fallback) return *fallback;
       raise<FormatError>("{}: field '{}' is missing; expected a positive integer", file_, field);
     }
-    if (!it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<int64_t>() > (int64_t{1} << 40)) {
-      raise<FormatError>("{}: field '{}': expected a positive integer, found {}", file_, field, it->dump());
+    if (!it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<int64_t>() > (int64_t{1} << 31)) {
+      raise<FormatError>("{}: field '{}': expected an integer in 1..2^31, found {}", file_, field, printable(it->dump()));
     }
     return it->get<int64_t>();
   }
@@ -67,7 +68,7 @@ class ConfigReader {
     const auto it = config_.find(field);
     if (it == config_.end() || it->is_null()) return fallback;
     if (!it->is_number() || it->get<double>() <= 0) {
-      raise<FormatError>("{}: field '{}': expected a positive number, found {}", file_, field, it->dump());
+      raise<FormatError>("{}: field '{}': expected a positive number, found {}", file_, field, printable(it->dump()));
     }
     return it->get<double>();
   }
@@ -75,14 +76,14 @@ class ConfigReader {
   bool boolean(std::string_view field, bool fallback) const {
     const auto it = config_.find(field);
     if (it == config_.end() || it->is_null()) return fallback;
-    if (!it->is_boolean()) raise<FormatError>("{}: field '{}': expected true or false, found {}", file_, field, it->dump());
+    if (!it->is_boolean()) raise<FormatError>("{}: field '{}': expected true or false, found {}", file_, field, printable(it->dump()));
     return it->get<bool>();
   }
 
   std::string string(std::string_view field) const {
     const auto it = config_.find(field);
     if (it == config_.end()) raise<FormatError>("{}: field '{}' is missing; expected a string", file_, field);
-    if (!it->is_string()) raise<FormatError>("{}: field '{}': expected a string, found {}", file_, field, it->dump());
+    if (!it->is_string()) raise<FormatError>("{}: field '{}': expected a string, found {}", file_, field, printable(it->dump()));
     return it->get<std::string>();
   }
 
@@ -116,7 +117,7 @@ HfConfig parse_config(const json& config, const std::string& file) {
     default_context = 32768;
   } else {
     raise<Unsupported>("{}: field 'model_type': '{}' is not supported; expected llama, mistral, qwen2 or qwen3", file,
-                       c.model_type);
+                       printable(c.model_type));
   }
 
   c.hidden_size = r.positive_int("hidden_size");
@@ -157,7 +158,7 @@ void add_rope_scaling(const json& config, const HfConfig& c, const std::string& 
   if (it == config.end() || it->is_null()) return;
   const json& scaling = *it;
   if (!scaling.is_object()) {
-    raise<FormatError>("{}: field 'rope_scaling': expected an object or null, found {}", file, scaling.dump());
+    raise<FormatError>("{}: field 'rope_scaling': expected an object or null, found {}", file, printable(scaling.dump()));
   }
   const ConfigReader r(scaling, file + " rope_scaling");
   std::string type;
@@ -169,7 +170,7 @@ void add_rope_scaling(const json& config, const HfConfig& c, const std::string& 
   const std::string prefix = c.arch + ".rope.scaling.";
   auto required = [&](std::string_view field) {
     const double v = r.positive_number(field, 0);
-    if (v <= 0) raise<FormatError>("{}: field 'rope_scaling.{}' is missing; {} scaling needs it", file, field, type);
+    if (v <= 0) raise<FormatError>("{}: field 'rope_scaling.{}' is missing; {} scaling needs it", file, field, printable(type));
     return v;
   };
   if (type == "default") return;
@@ -187,7 +188,7 @@ void add_rope_scaling(const json& config, const HfConfig& c, const std::string& 
               static_cast<uint32_t>(r.positive_int("original_max_position_embeddings")));
     return;
   }
-  raise<Unsupported>("{}: field 'rope_scaling' type '{}' is not supported; expected linear or llama3", file, type);
+  raise<Unsupported>("{}: field 'rope_scaling' type '{}' is not supported; expected linear or llama3", file, printable(type));
 }
 
 void fill_metadata(const HfConfig& c, Metadata& m) {
@@ -211,7 +212,7 @@ void fill_metadata(const HfConfig& c, Metadata& m) {
   m.set_string(std::string(kRopeLayoutKey), "neox");
 }
 
-// GGUF name of an HF tensor, or nullopt when the name is not one stepdown knows.
+// GGUF name of an HF tensor, or nullopt when the name is not in stepdown's table.
 std::optional<std::string> gguf_name(std::string_view hf) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
   if (hf == "model.norm.weight") return "output_norm.weight";
@@ -269,13 +270,14 @@ std::vector<LoadedTensor> load_tensors(const std::filesystem::path& dir, ModelFi
     std::map<std::string, std::set<std::string>> names_by_shard;
     for (const auto& [name, shard] : map_it->items()) {
       if (!shard.is_string()) {
-        raise<FormatError>("{}: field 'weight_map.{}': expected a file name, found {}", file, name, shard.dump());
+        raise<FormatError>("{}: field 'weight_map.{}': expected a file name, found {}", file, printable(name),
+                           printable(shard.dump()));
       }
       const std::string shard_name = shard.get<std::string>();
       // Shards must sit in the model directory; a path could read any file on the machine.
       if (shard_name.empty() || shard_name.find('/') != std::string::npos || shard_name.starts_with(".")) {
         raise<FormatError>("{}: field 'weight_map.{}': expected a file name in the same directory, found '{}'", file,
-                           name, shard_name);
+                           printable(name), printable(shard_name));
       }
       names_by_shard[shard_name].insert(name);
     }
@@ -298,7 +300,7 @@ std::vector<LoadedTensor> load_tensors(const std::filesystem::path& dir, ModelFi
       if (listed && !listed->contains(view.name)) continue;  // the index maps it to another shard
       found_listed += listed ? 1 : 0;
       if (!seen.insert(view.name).second) {
-        raise<FormatError>("{}: tensor '{}' appears in more than one shard", shard.path.string(), view.name);
+        raise<FormatError>("{}: tensor '{}' appears in more than one shard", shard.path.string(), printable(view.name));
       }
       if (view.name.ends_with("rotary_emb.inv_freq")) continue;  // recomputed from rope_theta
       LoadedTensor t{view, view.name, shard.path};
@@ -313,7 +315,7 @@ std::vector<LoadedTensor> load_tensors(const std::filesystem::path& dir, ModelFi
       for (const std::string& name : *listed) {
         if (!seen.contains(name)) {
           raise<FormatError>("{}: tensor '{}' is listed in model.safetensors.index.json but missing from the shard",
-                             shard.path.string(), name);
+                             shard.path.string(), printable(name));
         }
       }
     }
@@ -321,7 +323,7 @@ std::vector<LoadedTensor> load_tensors(const std::filesystem::path& dir, ModelFi
   }
   if (!unknown.empty()) {
     spdlog::warn("{}: {} tensors with names stepdown does not map (first: '{}') keep their Hugging Face names",
-                 dir.string(), unknown.size(), unknown.front());
+                 dir.string(), unknown.size(), printable(unknown.front()));
   }
   return tensors;
 }
@@ -350,7 +352,7 @@ void check_shapes(const HfConfig& c, const std::vector<LoadedTensor>& tensors, c
     const LoadedTensor& t = *it->second;
     if (t.view.shape != shape) {
       raise<FormatError>("{}: tensor '{}' ({}): expected shape {} from config.json ({}), found {}", t.file.string(),
-                         t.hf_name, name, shape_string(shape), dims, shape_string(t.view.shape));
+                         printable(t.hf_name), name, shape_string(shape), dims, shape_string(t.view.shape));
     }
   };
 
@@ -381,7 +383,7 @@ void check_shapes(const HfConfig& c, const std::vector<LoadedTensor>& tensors, c
     std::from_chars(name.data() + 4, name.data() + name.size(), layer);
     if (layer >= c.num_layers) {
       raise<FormatError>("{}: tensor '{}' belongs to layer {}, but config.json has num_hidden_layers {}",
-                         t.file.string(), t.hf_name, layer, c.num_layers);
+                         t.file.string(), printable(t.hf_name), layer, c.num_layers);
     }
   }
 }

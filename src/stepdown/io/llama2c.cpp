@@ -176,8 +176,10 @@ bool looks_like_llama2c(std::span<const std::byte> head) {
   return find_header_problem(h).empty();
 }
 
-ModelFile open_llama2c(const std::filesystem::path& path) {
-  auto file = std::make_shared<MappedFile>(path);
+ModelFile open_llama2c(const std::filesystem::path& path) { return open_llama2c(std::make_shared<MappedFile>(path)); }
+
+ModelFile open_llama2c(std::shared_ptr<MappedFile> file) {
+  const std::filesystem::path path = file->path();
   const std::string name = path.string();
   Header h;
   if (!parse_header(file->bytes(), h)) {

@@ -13,5 +13,7 @@ bool looks_like_llama2c(std::span<const std::byte> head);
 // Opens a llama2.c checkpoint, mapping its weights to GGUF tensor names and its header to
 // llama.* metadata (rope layout interleaved).
 ModelFile open_llama2c(const std::filesystem::path& path);
+// The same for a file the caller has already mapped; the result keeps `file` alive.
+ModelFile open_llama2c(std::shared_ptr<MappedFile> file);
 
 }  // namespace stepdown::io

@@ -1,8 +1,5 @@
 #include "stepdown/io/model_file.h"
 
-#include <array>
-#include <fstream>
-
 #include "stepdown/core/error.h"
 #include "stepdown/io/gguf.h"
 #include "stepdown/io/hf_model.h"
@@ -11,19 +8,6 @@
 namespace stepdown::io {
 
 namespace {
-
-// Enough bytes to tell the formats apart: the GGUF magic, or a llama2.c header (the
-// version-1 header is the longest at 256 bytes).
-constexpr size_t kDetectBytes = 256;
-
-std::vector<std::byte> read_head(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) raise<IoError>("{}: cannot open for reading", path.string());
-  std::vector<std::byte> head(kDetectBytes);
-  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<size_t>(in.gcount()));
-  return head;
-}
 
 std::string hex_prefix(std::span<const std::byte> head) {
   std::string out;
@@ -45,9 +29,12 @@ ModelFile open_detected(const std::filesystem::path& path) {
   if (path.extension() == ".safetensors" && looks_like_hf_directory(path.parent_path())) {
     return open_hf_directory(path.parent_path());
   }
-  const std::vector<std::byte> head = read_head(path);
-  if (looks_like_gguf(head)) return open_gguf(path);
-  if (looks_like_llama2c(head)) return open_llama2c(path);
+  // The file is mapped once: detection looks at the mapped bytes and the loader keeps
+  // the same mapping.
+  auto file = std::make_shared<MappedFile>(path);
+  const std::span<const std::byte> head = file->bytes();
+  if (looks_like_gguf(head)) return open_gguf(std::move(file));
+  if (looks_like_llama2c(head)) return open_llama2c(std::move(file));
   raise<FormatError>(
       "{}: unknown model format: first bytes are {}; expected the GGUF magic \"GGUF\", a llama2.c header, or a "
       "Hugging Face directory with config.json",

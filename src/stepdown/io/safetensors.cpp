@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stepdown/core/error.h"
+#include "stepdown/io/printable.h"
 
 namespace stepdown::io {
 
@@ -33,11 +34,11 @@ constexpr SafetensorsDType kDTypes[] = {
 int64_t json_int(const json& value, const std::string& file, const std::string& tensor, std::string_view field) {
   if (!value.is_number_integer()) {
     raise<FormatError>("{}: safetensors tensor '{}' field '{}': expected an integer, found {}", file, tensor, field,
-                       value.dump());
+                       printable(value.dump()));
   }
   if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     raise<FormatError>("{}: safetensors tensor '{}' field '{}': {} does not fit int64", file, tensor, field,
-                       value.dump());
+                       printable(value.dump()));
   }
   const int64_t v = value.get<int64_t>();
   if (v < 0) {
@@ -56,65 +57,66 @@ const json& require_field(const json& entry, std::string_view field, const std::
 
 TensorView parse_entry(const std::string& name, const json& entry, std::span<const std::byte> data,
                        const std::string& file) {
+  const std::string display_name = printable(name);
   if (!entry.is_object()) {
-    raise<FormatError>("{}: safetensors tensor '{}': expected an object, found {}", file, name, entry.type_name());
+    raise<FormatError>("{}: safetensors tensor '{}': expected an object, found {}", file, display_name, entry.type_name());
   }
   TensorView view;
   view.name = name;
 
-  const json& dtype_field = require_field(entry, "dtype", file, name);
+  const json& dtype_field = require_field(entry, "dtype", file, display_name);
   if (!dtype_field.is_string()) {
-    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': expected a string, found {}", file, name,
-                       dtype_field.dump());
+    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': expected a string, found {}", file, display_name,
+                       printable(dtype_field.dump()));
   }
   const std::string dtype_name = dtype_field.get<std::string>();
   const auto known = std::find_if(std::begin(kDTypes), std::end(kDTypes),
                                   [&](const SafetensorsDType& d) { return d.name == dtype_name; });
   if (known == std::end(kDTypes)) {
-    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': unknown dtype '{}'", file, name, dtype_name);
+    raise<FormatError>("{}: safetensors tensor '{}' field 'dtype': unknown dtype '{}'", file, display_name, printable(dtype_name));
   }
   if (!known->dtype) {
     raise<Unsupported>("{}: safetensors tensor '{}' has dtype {}; stepdown reads F32, F16 and BF16. Convert the "
                        "checkpoint to one of those",
-                       file, name, dtype_name);
+                       file, display_name, dtype_name);
   }
   view.dtype = *known->dtype;
 
-  const json& shape = require_field(entry, "shape", file, name);
+  const json& shape = require_field(entry, "shape", file, display_name);
   if (!shape.is_array() || shape.size() > 8) {
     raise<FormatError>("{}: safetensors tensor '{}' field 'shape': expected an array of at most 8 integers, found {}",
-                       file, name, shape.dump());
+                       file, display_name, printable(shape.dump()));
   }
   int64_t numel = 1;
   for (const json& dim : shape) {
-    const int64_t d = json_int(dim, file, name, "shape");
+    const int64_t d = json_int(dim, file, display_name, "shape");
     view.shape.push_back(d);
     if (__builtin_mul_overflow(numel, d, &numel)) {
-      raise<FormatError>("{}: safetensors tensor '{}' field 'shape': element count of {} overflows int64", file, name,
-                         shape.dump());
+      raise<FormatError>("{}: safetensors tensor '{}' field 'shape': element count of {} overflows int64", file, display_name,
+                         printable(shape.dump()));
     }
   }
   uint64_t nbytes = 0;
   if (__builtin_mul_overflow(static_cast<uint64_t>(numel), static_cast<uint64_t>(dtype_info(view.dtype).block_bytes),
                              &nbytes)) {
-    raise<FormatError>("{}: safetensors tensor '{}': byte size of shape {} overflows", file, name, shape.dump());
+    raise<FormatError>("{}: safetensors tensor '{}': byte size of shape {} overflows", file, display_name, printable(shape.dump()));
   }
 
-  const json& offsets = require_field(entry, "data_offsets", file, name);
+  const json& offsets = require_field(entry, "data_offsets", file, display_name);
   if (!offsets.is_array() || offsets.size() != 2) {
     raise<FormatError>("{}: safetensors tensor '{}' field 'data_offsets': expected [begin, end], found {}", file,
-                       name, offsets.dump());
+                       display_name, printable(offsets.dump()));
   }
-  const auto begin = static_cast<uint64_t>(json_int(offsets[0], file, name, "data_offsets"));
-  const auto end = static_cast<uint64_t>(json_int(offsets[1], file, name, "data_offsets"));
+  const auto begin = static_cast<uint64_t>(json_int(offsets[0], file, display_name, "data_offsets"));
+  const auto end = static_cast<uint64_t>(json_int(offsets[1], file, display_name, "data_offsets"));
   if (begin > end || end > data.size()) {
     raise<FormatError>("{}: safetensors tensor '{}' field 'data_offsets': [{}, {}] is not inside the {} data bytes",
-                       file, name, begin, end, data.size());
+                       file, display_name, begin, end, data.size());
   }
   if (end - begin != nbytes) {
     raise<FormatError>("{}: safetensors tensor '{}': dtype {} and shape {} need {} bytes, but data_offsets [{}, {}] "
                        "span {}",
-                       file, name, dtype_name, shape.dump(), nbytes, begin, end, end - begin);
+                       file, display_name, dtype_name, printable(shape.dump()), nbytes, begin, end, end - begin);
   }
   view.nbytes = static_cast<size_t>(nbytes);
   view.data = data.data() + begin;
@@ -141,7 +143,7 @@ SafetensorsFile read_safetensors(std::span<const std::byte> bytes, const std::fi
   try {
     header = json::parse(text, text + header_bytes);
   } catch (const json::exception& e) {
-    raise<FormatError>("{}: safetensors header (bytes 8..{}) is not valid JSON: {}", file, 8 + header_bytes, e.what());
+    raise<FormatError>("{}: safetensors header (bytes 8..{}) is not valid JSON: {}", file, 8 + header_bytes, printable(e.what(), 200));
   }
   if (!header.is_object()) {
     raise<FormatError>("{}: safetensors header: expected a JSON object, found {}", file, header.type_name());
@@ -158,8 +160,8 @@ SafetensorsFile read_safetensors(std::span<const std::byte> bytes, const std::fi
       }
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) {
-          raise<FormatError>("{}: safetensors field '__metadata__.{}': expected a string, found {}", file, key,
-                             value.dump());
+          raise<FormatError>("{}: safetensors field '__metadata__.{}': expected a string, found {}", file,
+                             printable(key), printable(value.dump()));
         }
         result.metadata[key] = value.get<std::string>();
       }
@@ -177,7 +179,7 @@ SafetensorsFile read_safetensors(std::span<const std::byte> bytes, const std::fi
     const TensorView& next = result.tensors[i];
     if (prev.data + prev.nbytes > next.data) {
       raise<FormatError>("{}: safetensors tensor '{}' at data offset {} overlaps tensor '{}' (data offsets [{}, {}])",
-                         file, next.name, next.data - data.data(), prev.name, prev.data - data.data(),
+                         file, printable(next.name), next.data - data.data(), printable(prev.name), prev.data - data.data(),
                          prev.data - data.data() + static_cast<ptrdiff_t>(prev.nbytes));
     }
   }

@@ -32,27 +32,28 @@ using VU = hn::Vec<DU>;
 // Lanes(DF) bytes at p, each widened to a u32 lane.
 HWY_INLINE VU LoadBytes(const uint8_t* p) { return hn::PromoteTo(DU(), hn::LoadU(hn::Rebind<uint8_t, DF>(), p)); }
 
-// Codes (u32 lanes, then minus `bias`) as f32.
-HWY_INLINE VF ToFloat(VU codes, int32_t bias) {
-  const DI di;
-  return hn::ConvertTo(DF(), hn::Sub(hn::BitCast(di, codes), hn::Set(di, bias)));
-}
+// Codes in u32 lanes as f32 (exact: they are below 2^8).
+HWY_INLINE VF ToFloat(VU codes) { return hn::ConvertTo(DF(), hn::BitCast(DI(), codes)); }
 
-// scale * codes, or scale * codes + offset: two roundings, exactly as dequantize_row.
-HWY_INLINE VF Scale(VF codes, float scale) { return hn::Mul(hn::Set(DF(), scale), codes); }
+// scale * codes + offset as one FMA. This equals dequantize_row's two roundings bit for
+// bit wherever scale * code is exact in f32. That holds for the Q4 and Q5 formats: an
+// f16 scale has 11 significant bits, a K-quant scale d * sc at most 17, and codes at most
+// 5 bits, so the product needs at most 22 of f32's 24 bits. The FMA then rounds once, at
+// the add, where dequantize_row rounds too (targets without FMA multiply exactly, then
+// add). Q6_K makes its own case where it calls this.
 HWY_INLINE VF ScaleOffset(VF codes, float scale, float offset) {
-  return hn::Add(hn::Mul(hn::Set(DF(), scale), codes), hn::Set(DF(), offset));
+  return hn::MulAdd(hn::Set(DF(), scale), codes, hn::Set(DF(), offset));
 }
 
 // One f32 accumulator per token, x (kTokens, stride). With one token, two accumulators
-// alternate so consecutive FMAs do not wait on each other.
+// take turns (by swapping, not by a run-time index, so both stay in registers) and
+// consecutive FMAs do not wait on each other.
 template <int kTokens>
 struct Accumulators {
   static constexpr int kSplit = kTokens == 1 ? 2 : 1;
   VF acc[kTokens * kSplit];
   const float* x;
   int64_t stride;
-  int slot = 0;
 
   Accumulators(const float* x_tokens, int64_t x_stride) : x(x_tokens), stride(x_stride) {
     for (VF& a : acc) a = hn::Zero(DF());
@@ -60,23 +61,32 @@ struct Accumulators {
 
   // Adds w * x[t][i .. i + lanes) for every token t.
   HWY_INLINE void Add(VF w, int64_t i) {
-    for (int t = 0; t < kTokens; ++t) {
-      acc[t * kSplit + slot] = hn::MulAdd(w, hn::LoadU(DF(), x + t * stride + i), acc[t * kSplit + slot]);
+    for (int t = 0; t < kTokens; ++t) acc[t] = hn::MulAdd(w, hn::LoadU(DF(), x + t * stride + i), acc[t]);
+    if constexpr (kSplit == 2) {
+      const VF next = acc[1];
+      acc[1] = acc[0];
+      acc[0] = next;
     }
-    if constexpr (kSplit == 2) slot ^= 1;
   }
 
   void Store(float* out, int64_t out_stride) {
     for (int t = 0; t < kTokens; ++t) {
-      VF sum = acc[t * kSplit];
-      if constexpr (kSplit == 2) sum = hn::Add(sum, acc[t * kSplit + 1]);
+      VF sum = acc[t];
+      if constexpr (kSplit == 2) sum = hn::Add(sum, acc[1]);
       out[t * out_stride] = hn::GetLane(hn::SumOfLanes(DF(), sum));
     }
   }
 };
 
-using codec_detail::load_f16;
 using codec_detail::load_u32;
+
+// The f16 at p as f32, through the vector converter (one F16C instruction on AVX2 and
+// AVX-512) instead of the branchy scalar decoder, which cost as much as the block itself.
+HWY_INLINE float load_f16(const uint8_t* p) {
+  const hn::CappedTag<float, 1> d1;
+  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(d1)>(),
+                                                 reinterpret_cast<const hwy::float16_t*>(p))));
+}
 
 // Bit 4 of each element from a 32-bit qh word: bit i belongs to element i.
 HWY_INLINE VU HighBit(uint32_t qh, int first_element) {
@@ -94,7 +104,7 @@ struct Q8_0Row {
     const int lanes = static_cast<int>(hn::Lanes(DF()));
     for (int j = 0; j < 32; j += lanes) {
       const VF codes = hn::ConvertTo(DF(), hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<int8_t, DF>(), qs + j)));
-      acc.Add(Scale(codes, d), base + j);
+      acc.Add(hn::Mul(hn::Set(DF(), d), codes), base + j);
     }
   }
 };
@@ -107,13 +117,13 @@ struct Legacy32Row {
   static constexpr int kQsOffset = 2 + (kHasOffset ? 2 : 0) + (kHasHighBits ? 4 : 0);
   static constexpr int kQhOffset = kHasOffset ? 4 : 2;
   // Q4_0 centres its codes at 8 and Q5_0 at 16. Affine formats keep them unsigned.
-  static constexpr int32_t kSymmetricBias = kHasHighBits ? 16 : 8;
-  static constexpr int32_t kBias = kHasOffset ? 0 : kSymmetricBias;
+  static constexpr float kSymmetricBias = kHasHighBits ? 16.0f : 8.0f;
 
   template <class Acc>
   static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
     const float d = load_f16(b);
-    const float m = kHasOffset ? load_f16(b + 2) : 0.0f;
+    // d * (code - bias) = d * code + (-bias * d), both sides exact (see ScaleOffset).
+    const float offset = kHasOffset ? load_f16(b + 2) : -kSymmetricBias * d;
     const uint32_t qh = kHasHighBits ? load_u32(b + kQhOffset) : 0;
     const uint8_t* qs = b + kQsOffset;
     const DU du;
@@ -126,15 +136,8 @@ struct Legacy32Row {
         low = hn::Or(low, HighBit(qh, j));
         high = hn::Or(high, HighBit(qh, j + 16));
       }
-      const VF low_codes = ToFloat(low, kBias);
-      const VF high_codes = ToFloat(high, kBias);
-      if constexpr (kHasOffset) {
-        acc.Add(ScaleOffset(low_codes, d, m), base + j);
-        acc.Add(ScaleOffset(high_codes, d, m), base + j + 16);
-      } else {
-        acc.Add(Scale(low_codes, d), base + j);
-        acc.Add(Scale(high_codes, d), base + j + 16);
-      }
+      acc.Add(ScaleOffset(ToFloat(low), d, offset), base + j);
+      acc.Add(ScaleOffset(ToFloat(high), d, offset), base + j + 16);
     }
   }
 };
@@ -152,8 +155,15 @@ struct KQuant45Row {
 
   template <class Acc>
   static HWY_INLINE void Block(const uint8_t* b, int64_t base, Acc& acc) {
+    const float d = load_f16(b);
+    const float dmin = load_f16(b + 2);
     float scale[8], offset[8];
-    codec_detail::k_scales_offsets(b, scale, offset);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      codec_detail::k_scale_min(b + 4, j, &sc, &m);
+      scale[j] = d * static_cast<float>(sc);
+      offset[j] = -(dmin * static_cast<float>(m));
+    }
     const uint8_t* qh = b + 16;
     const uint8_t* qs = b + (kHasHighBits ? 48 : 16);
     const DU du;
@@ -168,8 +178,8 @@ struct KQuant45Row {
           low = hn::Or(low, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(bits, 2 * c), hn::Set(du, 1))));
           high = hn::Or(high, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(bits, 2 * c + 1), hn::Set(du, 1))));
         }
-        acc.Add(ScaleOffset(ToFloat(low, 0), scale[2 * c], offset[2 * c]), base + 64 * c + l);
-        acc.Add(ScaleOffset(ToFloat(high, 0), scale[2 * c + 1], offset[2 * c + 1]), base + 64 * c + 32 + l);
+        acc.Add(ScaleOffset(ToFloat(low), scale[2 * c], offset[2 * c]), base + 64 * c + l);
+        acc.Add(ScaleOffset(ToFloat(high), scale[2 * c + 1], offset[2 * c + 1]), base + 64 * c + 32 + l);
       }
     }
   }
@@ -199,12 +209,21 @@ struct Q6_KRow {
         const VU low_bytes_b = LoadBytes(ql + 64 * h + 32 + l);
         for (int k = 0; k < 4; ++k) {
           const VU low_bytes = k % 2 == 0 ? low_bytes_a : low_bytes_b;
-          const VU low = hn::And(hn::ShiftRightSame(low_bytes, 4 * (k / 2)), hn::Set(du, 0x0f));
+          // Bytes were widened to u32, so shifting out the low nibble leaves just the high one.
+          const VU low = k < 2 ? hn::And(low_bytes, hn::Set(du, 0x0f)) : hn::ShiftRight<4>(low_bytes);
           const VU high = hn::And(hn::ShiftRightSame(high_bits, 2 * k), hn::Set(du, 3));
           const int element = 128 * h + 32 * k + l;
-          // The same two roundings as dequantize_row: (d * sc) first, then times the code.
           const float scale = d * static_cast<float>(sc[element / 16]);
-          acc.Add(Scale(ToFloat(hn::Or(low, hn::ShiftLeft<4>(high)), 32), scale), base + element);
+          const VU codes = hn::Or(low, hn::ShiftLeft<4>(high));
+#if HWY_NATIVE_FMA
+          // dequantize_row rounds scale * (code - 32) once. A fused scale * code +
+          // (-32 * scale) rounds that same exact value once, so it gives the same f32.
+          acc.Add(ScaleOffset(ToFloat(codes), scale, -32.0f * scale), base + element);
+#else
+          // Without FMA, scale * code (up to 25 bits) would round on its own; subtract first.
+          const VF centred = hn::ConvertTo(DF(), hn::Sub(hn::BitCast(DI(), codes), hn::Set(DI(), 32)));
+          acc.Add(hn::Mul(hn::Set(DF(), scale), centred), base + element);
+#endif
         }
       }
     }

@@ -34,10 +34,15 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // Sum of a[i] over n floats, streaming a at full vector width (the bandwidth probe's read).
 float sum_f32(const float* a, int64_t n);
 
-// y (rows) = W (rows, cols) @ x (cols), threads over rows.
+// y (rows) = W (rows, cols) @ x (cols), threads over rows. Each row is decoded block by
+// block in registers (never to an f32 row), to the same values dequantize_row gives, so
+// results differ from an f32 reference only by summation order. Throws InvalidArgument on
+// mismatched sizes or a row length that is not a whole number of blocks.
 void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool);
 
-// Y (n_tokens, rows) = X (n_tokens, cols) @ W^T, threads over rows. For prefill.
+// Y (n_tokens, rows) = X (n_tokens, cols) @ W^T, threads over rows. For prefill: each
+// decoded weight vector is multiplied into a tile of up to 8 tokens, and row blocks small
+// enough for L2 are revisited per tile, so weights come from memory about once per call.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 }  // namespace stepdown::kernels

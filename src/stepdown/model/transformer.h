@@ -1,0 +1,88 @@
+#pragma once
+// The forward pass of a decoder-only transformer (Llama 2/3, Mistral, SmolLM2, Qwen2,
+// Qwen3, Gemma 3), one function per step so callers can run it block by block.
+// Calibration feeds a batch through one block at a time, and an observer can dump every
+// named intermediate.
+//
+// Shape legend: T tokens in the batch, D dim, Q n_heads * head_dim, K n_kv_heads *
+// head_dim, F ffn_dim, V vocab_size. Prefill runs T tokens at once through
+// kernels::matmul; decode (T = 1) uses kernels::matvec. Compute is f32 throughout.
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "stepdown/core/thread_pool.h"
+#include "stepdown/model/activations.h"
+#include "stepdown/model/kv_cache.h"
+#include "stepdown/model/rope.h"
+#include "stepdown/model/weights.h"
+
+namespace stepdown::model {
+
+using TokenId = int32_t;
+
+// Called with each named intermediate of a block ("attn_norm", "q", "k", "v", "q_rope",
+// "k_rope", "attn_heads", "attn_out", "ffn_inp", "ffn_norm", "ffn_gate", "ffn_up",
+// "ffn_act", "ffn_out", "block_out"), each (T, width), and with layer -1 for "embd",
+// "output_norm" and "logits".
+using BlockObserver = std::function<void(int64_t layer, std::string_view name, const Activations& x)>;
+
+class Transformer {
+ public:
+  // `weights` and `pool` must outlive the transformer.
+  Transformer(const ModelWeights& weights, ThreadPool& pool);
+
+  const ModelConfig& config() const { return weights_.config; }
+  const ModelWeights& weights() const { return weights_; }
+  ThreadPool& pool() { return pool_; }
+  void set_observer(BlockObserver observer) { observer_ = std::move(observer); }
+
+  // X (T, D) = rows of token_embd for `tokens`. Throws InvalidArgument for an id outside
+  // [0, V).
+  void embed(std::span<const TokenId> tokens, Activations& x);
+
+  // X (T, D) -> X (T, D) in place through block `layer`, for tokens at `positions` (T).
+  // Writes their keys and values into `cache` at those positions, then attends causally
+  // over cache positions [0, position] of each token. Positions must be below
+  // cache.capacity(); the caller advances cache.length().
+  void forward_block(int64_t layer, Activations& x, std::span<const int32_t> positions, KVCache& cache);
+
+  // logits (R, V) = output (V, D) @ RMSNorm(X) for the last row of X only (R = 1), or for
+  // every row (R = T).
+  void compute_logits(const Activations& x, Activations& logits, bool all_rows);
+
+  // The whole model for `tokens` at positions cache.length() onward: embed, every block,
+  // logits. Advances cache.length() by T. Throws InvalidArgument when the tokens do not fit
+  // in the cache.
+  void forward(std::span<const TokenId> tokens, KVCache& cache, Activations& logits, bool all_logits = false);
+
+ private:
+  void observe(int64_t layer, std::string_view name, const Activations& x) const {
+    if (observer_) observer_(layer, name, x);
+  }
+  // Y (T, rows) = X (T, cols) @ W^T, by matvec when T = 1.
+  void project(const kernels::WeightMatrix& w, const Activations& x, Activations& y);
+  // attn (T, Q) from q (T, Q) and the cached keys and values of block `layer`.
+  void attend(int64_t layer, std::span<const int32_t> positions, const KVCache& cache);
+
+  const ModelWeights& weights_;
+  ThreadPool& pool_;
+  Rope rope_;          // global layers
+  Rope rope_sliding_;  // sliding-window layers (Gemma 3 gives them their own base)
+  BlockObserver observer_;
+
+  // Scratch reused across calls so decode allocates nothing after the first token.
+  Activations x_;      // (T, D)
+  Activations xnorm_;  // (T, D)
+  Activations q_;      // (T, Q)
+  Activations k_;      // (T, K)
+  Activations v_;      // (T, K)
+  Activations attn_;   // (T, Q)
+  Activations proj_;   // (T, D)
+  Activations gate_;   // (T, F)
+  Activations up_;     // (T, F)
+  std::vector<int32_t> positions_;
+};
+
+}  // namespace stepdown::model
