@@ -17,6 +17,8 @@ from gguf import GGUFValueType as VT
 def field_value(field):
     types = [t.name for t in field.types]
     if field.types[0] == VT.ARRAY:
+        if len(field.types) == 1:
+            return types, []  # gguf-py records no element type for an empty array
         if len(field.types) > 2 and field.types[1] == VT.ARRAY:
             return types, None  # nested arrays: types only
         if field.types[1] == VT.STRING:
@@ -42,7 +44,7 @@ def main():
         "offset": int(t.data_offset),
         "sha256": hashlib.sha256(t.data.tobytes()).hexdigest(),
     } for t in reader.tensors]
-    print(json.dumps({"alignment": reader.alignment, "data_offset": reader.data_offset,
+    print(json.dumps({"alignment": int(reader.alignment), "data_offset": int(reader.data_offset),
                       "metadata": metadata, "tensors": tensors}))
 
 

@@ -140,6 +140,12 @@ std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, con
   std::vector<TensorPlan> plans;
   for (const TensorView& t : tensors) {
     TensorPlan plan{t.name, nullptr, {}};
+    // Norm weights and biases stay F32 even when a pattern matches them, because
+    // llama.cpp multiplies activations by them as F32.
+    if (t.shape.size() < 2) {
+      plans.push_back({t.name, f32, "1-D tensor"});
+      continue;
+    }
     for (const TensorOverride& rule : overrides) {
       if (override_matches(rule, t.name)) {
         plan.format = find_quant_format(rule.format);
@@ -151,9 +157,6 @@ std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, con
         raise<InvalidArgument>("tensor '{}': row length {} is not a multiple of {}'s block of {} values ({})",
                                t.name, t.cols(), plan.format->name, plan.format->block_elems, plan.note);
       }
-    } else if (t.shape.size() < 2) {
-      plan.format = f32;
-      plan.note = "1-D tensor";
     } else {
       plan.format = fallback_format(*weight_format, t.cols());
       if (plan.format != weight_format) {

@@ -42,9 +42,9 @@ struct TensorPlan {
   std::string note;  // "1-D tensor", "override 'token_embd.weight=q8_0'", "fallback: ..."
 };
 
-// Chooses a format for each tensor: overrides first (the last matching rule wins; a rule
-// whose format does not fit the row length is an error), then F32 for 1-D tensors, then
-// the scheme's format. When the scheme's format does not fit a row length, the tensor
+// Chooses a format for each tensor: F32 for 1-D tensors whatever the overrides say, then
+// the last override that matches (an error when its format does not fit the row length),
+// then the scheme's format. When the scheme's format does not fit a row length, the tensor
 // falls back along q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, then any 32-block format ->
 // f16, and the plan's note says so.
 std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, const Scheme& scheme,
