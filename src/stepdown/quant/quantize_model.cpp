@@ -12,6 +12,7 @@
 #include "stepdown/io/gguf_writer.h"
 #include "stepdown/io/model_file.h"
 #include "stepdown/kernels/matmul.h"
+#include "stepdown/quant/hf_vocab.h"
 #include "stepdown/quant/llama2c_vocab.h"
 #include "stepdown/quant/quantize_tensor.h"
 #include "stepdown/quant/sha256.h"
@@ -73,11 +74,15 @@ io::Metadata output_metadata(const io::ModelFile& model, const Scheme& scheme) {
     if (tokenizer && std::filesystem::path(*tokenizer).extension() == ".bin") {
       const std::string arch = model.metadata.require_string("general.architecture");
       embed_llama2c_tokenizer(*tokenizer, model.metadata.require_int(arch + ".vocab_size"), out);
+    } else if (tokenizer && std::filesystem::path(*tokenizer).extension() == ".json") {
+      try {
+        embed_tokenizer_json(*tokenizer, out);
+      } catch (const Unsupported& e) {
+        spdlog::warn("{}; the output carries no vocabulary and llama.cpp will not load it", e.what());
+      }
     } else {
-      // NOTE: tokenizer.json is not converted to tokenizer.ggml.* yet, so a GGUF written
-      // from a Hugging Face directory needs its tokenizer.json beside it to be run.
-      spdlog::warn("{}: no tokenizer.ggml.* vocabulary to embed{}; llama.cpp will not load the output",
-                   model.path.string(), tokenizer ? " (converting " + *tokenizer + " is not supported)" : "");
+      spdlog::warn("{}: no tokenizer to embed (give --tokenizer); llama.cpp will not load the output",
+                   model.path.string());
     }
   }
   out.set_u32("general.file_type", scheme.gguf_file_type);
