@@ -52,7 +52,7 @@ std::optional<std::string> config_token(const nlohmann::json& config, const char
 }
 
 // True when the post-processor's single-sequence template starts with the BOS token, as
-// Llama 3's TemplateProcessing does; GGUF says this with tokenizer.ggml.add_bos_token.
+// Llama 3's TemplateProcessing does. GGUF stores this as tokenizer.ggml.add_bos_token.
 bool template_adds_bos(const nlohmann::json& node, const std::string& bos) {
   if (!node.is_object()) return false;
   if (node.value("type", "") == "Sequence") {

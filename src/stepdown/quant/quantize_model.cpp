@@ -38,8 +38,9 @@ std::vector<float> dequantize_tensor(const TensorView& t) {
 }
 
 // Reorders the rows of a q or k projection W (n_heads * head_dim, cols) from the neox
-// layout (RoPE pairs (i, i + head_dim/2)) to GGUF llama's interleaved one (pairs (2i, 2i+1)):
-// output row h*head_dim + 2i + t comes from input row h*head_dim + t*head_dim/2 + i.
+// layout, which pairs dimensions i and i + head_dim/2 for RoPE, to GGUF llama's
+// interleaved layout, which pairs 2i and 2i+1. Output row h*head_dim + 2i + t comes from
+// input row h*head_dim + t*head_dim/2 + i.
 std::vector<float> neox_to_interleaved(const std::vector<float>& w, int64_t rows, int64_t cols, int64_t n_heads) {
   const int64_t head_dim = rows / n_heads;
   const int64_t half = head_dim / 2;

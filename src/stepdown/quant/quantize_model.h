@@ -1,6 +1,6 @@
 #pragma once
-// Quantizes a whole model file into a GGUF that llama.cpp loads, plus manifest.json
-// beside it. Source weights of any stored type are dequantized to f32 first.
+// Quantizes a whole model file into a GGUF that llama.cpp loads, plus
+// "<output>.manifest.json" beside it. Source weights of any stored type are dequantized to f32 first.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -40,7 +40,7 @@ struct QuantizeResult {
   nlohmann::json manifest_json;
 };
 
-// Writes options.output (GGUF) and manifest.json in the same folder, both atomically.
+// Writes options.output (GGUF) and its manifest, both atomically.
 // Throws InvalidArgument for an unknown scheme or override and for tensors the chosen
 // formats cannot hold (see plan_tensors and quantize_tensor).
 QuantizeResult quantize_model(const QuantizeOptions& options);

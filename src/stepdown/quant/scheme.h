@@ -25,9 +25,9 @@ void register_scheme(Scheme scheme);
 const Scheme* find_scheme(std::string_view name);
 std::vector<std::string> scheme_names();
 
-// PATTERN=TYPE from --override. A pattern with a regex metacharacter other than '*', '?'
-// and '.' ("^", "$", "(", "[", "+", "|", "\\") is an ECMAScript regex that must match the
-// whole name; otherwise it is a glob where '*' and '?' are wildcards and '.' is literal.
+// PATTERN=TYPE from --override. A pattern containing one of ^ $ ( ) [ ] + | \ { } is an
+// ECMAScript regex that must match the whole name. Any other pattern is a glob, where '*'
+// and '?' are wildcards and '.' is literal.
 struct TensorOverride {
   std::string pattern;
   std::string format;
@@ -42,7 +42,7 @@ struct TensorPlan {
   std::string note;  // "1-D tensor", "override 'token_embd.weight=q8_0'", "fallback: ..."
 };
 
-// Chooses a format for each tensor: F32 for 1-D tensors whatever the overrides say, then
+// Chooses a format for each tensor: F32 for 1-D tensors even when an override matches, then
 // the last override that matches (an error when its format does not fit the row length),
 // then the scheme's format. When the scheme's format does not fit a row length, the tensor
 // falls back along q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, then any 32-block format ->
