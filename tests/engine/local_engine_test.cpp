@@ -1,6 +1,9 @@
 // LocalEngine on stories260K: batched greedy decoding gives exactly the text of one
 // request at a time and of model::generate, and requests end as they ask (max_tokens,
 // stop strings, end of sequence) with their token counts.
+#include <algorithm>
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "stepdown/core/error.h"
@@ -146,7 +149,7 @@ TEST(LocalEngine, RejectsBadRequests) {
   EXPECT_THROW(LocalEngine{options}, InvalidArgument);
 }
 
-TEST(Transformer, ForwardBatchRowsEqualForwardAlone) {
+TEST(Transformer, ForwardBatchRowsMatchForwardAlone) {
   LocalEngine engine(stories_options(1));
   model::Transformer& transformer = engine.transformer();
   const model::ModelConfig& config = transformer.config();
@@ -178,7 +181,12 @@ TEST(Transformer, ForwardBatchRowsEqualForwardAlone) {
     SCOPED_TRACE(s);
     EXPECT_EQ(caches[s]->length(), static_cast<int64_t>(prompts[s].size() + 1));
     const float* row = logits.row(static_cast<int64_t>(s));
-    for (int64_t v = 0; v < logits.cols; ++v) ASSERT_EQ(row[v], alone[s][static_cast<size_t>(v)]) << "vocab " << v;
+    // Equal up to summation order: the one-token kernel keeps four accumulators per row,
+    // the token-tile kernel one per token.
+    for (int64_t v = 0; v < logits.cols; ++v) {
+      const float expected = alone[s][static_cast<size_t>(v)];
+      ASSERT_NEAR(row[v], expected, 1e-5f * std::max(1.0f, std::abs(expected))) << "vocab " << v;
+    }
   }
 }
 

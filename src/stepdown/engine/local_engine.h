@@ -3,8 +3,10 @@
 // checkpoint). Chat requests are rendered with the model's chat template; completion
 // requests are tokenized as they are, with BOS as the tokenizer's configuration says.
 // generate_all decodes up to `batch` sequences per step, each with its own KV cache, so
-// every weight matrix is read once per step for all of them; greedy outputs are the same
-// as one request at a time.
+// every weight matrix is read once per step for all of them. Greedy outputs are the same
+// as one request at a time unless two logits tie to within float rounding.
+// NOTE: batched and single-token products differ in summation order (kernels::matmul's
+// token tile against matvec's four accumulators), about 1e-6 relative.
 #include <cstdint>
 #include <filesystem>
 #include <memory>

@@ -61,7 +61,8 @@ class Transformer {
   // caches[b]->length(), and logits (B, V) row b is its next-token logits. Every weight
   // matrix is read once for all B tokens (kernels::matmul); attention reads each row's own
   // cache. Advances every cache by one. Row b equals what forward() gives for that
-  // sequence alone. Throws InvalidArgument when the sizes differ or a cache is full.
+  // sequence alone up to summation order. Throws InvalidArgument when the sizes differ or
+  // a cache is full.
   void forward_batch(std::span<const TokenId> tokens, std::span<KVCache* const> caches, Activations& logits);
 
  private:
