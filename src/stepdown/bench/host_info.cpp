@@ -12,7 +12,8 @@ namespace stepdown::bench {
 
 namespace {
 
-// The value after "key<spaces>: " on a /proc/cpuinfo line, or nothing when the key differs.
+// Stores the text after "key<spaces>: " of a /proc/cpuinfo line in `value` and returns true,
+// or returns false when the line has another key.
 bool cpuinfo_value(const std::string& line, const std::string& key, std::string& value) {
   if (line.compare(0, key.size(), key) != 0) return false;
   const size_t colon = line.find(':', key.size());

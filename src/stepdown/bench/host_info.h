@@ -9,8 +9,8 @@ namespace stepdown::bench {
 struct HostInfo {
   std::string cpu_model;  // "model name" of the first processor in /proc/cpuinfo
   int hardware_threads = 0;
-  // Which of avx2, avx512f, avx512_vnni, avx512_bf16 and f16c the CPU flags list, in that
-  // order; the kernels dispatch on these.
+  // The subset of avx2, avx512f, avx512_vnni, avx512_bf16 and f16c that the CPU flags
+  // list, in that order. The kernels' run-time dispatch depends on these.
   std::vector<std::string> cpu_features;
   std::string openblas_coretype;  // the OPENBLAS_CORETYPE environment variable, or "unset"
 };

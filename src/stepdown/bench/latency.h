@@ -7,9 +7,9 @@
 // take the greedy (argmax) first token, then D single-token decode steps, each feeding
 // back the previous argmax. Defaults P = 512, D = 128 match llama.cpp's pp512 and tg128.
 //
-// NOTE: this drives model::Transformer directly and not engine::Engine, because the
-// Engine interface takes text and reports only TTFT and total time; a benchmark needs
-// exact token counts and the time of every step.
+// NOTE: this drives model::Transformer directly and not engine::Engine. The Engine
+// interface takes text and reports only TTFT and total time, but a benchmark needs exact
+// token counts and the time of every step.
 #include <cstdint>
 #include <functional>
 #include <string>

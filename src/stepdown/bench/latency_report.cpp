@@ -25,11 +25,13 @@ nlohmann::json to_json(const LatencyReport& r) {
   json["options"] = {{"prompt_tokens", o.prompt_tokens}, {"decode_tokens", o.decode_tokens},
                      {"repetitions", o.repetitions},     {"warmup", o.warmup},
                      {"seed", o.seed}};
+
   json["host"] = {{"cpu_model", r.host.cpu_model},
                   {"hardware_threads", r.host.hardware_threads},
                   {"cpu_features", r.host.cpu_features},
                   {"openblas_coretype", r.host.openblas_coretype}};
   json["threads"] = r.threads;
+
   json["percentile_definition"] = "nearest rank: the ceil(p/100*n)-th smallest sample";
   json["ttft_ms"] = summary_json(r.ttft);
   json["tpot_ms"] = summary_json(r.tpot);
@@ -39,6 +41,7 @@ nlohmann::json to_json(const LatencyReport& r) {
                          {"prefill_tokens_per_second", r.prefill_tokens_per_second},
                          {"decode_tokens_per_second", r.decode_tokens_per_second}};
   json["tpot_samples_ms"] = r.tpot_ms;
+
   json["weight_bytes_per_token"] = r.weight_bytes_per_token;
   json["kv_bytes_per_token"] = r.kv_bytes_per_token;
   json["mean_decode_context"] = r.mean_decode_context;
@@ -61,6 +64,7 @@ std::string format_table(const LatencyReport& r) {
   out += fmt::format("features     {}\n", join(r.host.cpu_features));
   out += fmt::format("threads      {} | OPENBLAS_CORETYPE={}\n", r.threads, r.host.openblas_coretype);
   out += fmt::format("runs         {} timed after {} warm-up; percentiles by nearest rank\n", o.repetitions, o.warmup);
+
   out += "\n";
   out += fmt::format("{:<10} {:>12}\n", "test", "tokens/s");
   out += fmt::format("{:<10} {:>12.2f}\n", fmt::format("pp{}", o.prompt_tokens), r.prefill_tps);
@@ -80,12 +84,8 @@ std::string format_table(const LatencyReport& r) {
                        r.bandwidth.gb_per_s, r.bandwidth.median_gb_per_s, r.bandwidth.threads,
                        r.bandwidth.buffer_bytes >> 20, r.bandwidth.runs);
     out += fmt::format("efficiency   {:.1f}% of the read bandwidth during decode\n", 100.0 * r.decode_efficiency);
-    // Weights that fit in the cache are read from it, not from DRAM, so the roofline is too low.
-    const size_t cache_bytes = last_level_cache_bytes();
-    if (cache_bytes > 0 && r.bytes_per_token() < static_cast<double>(cache_bytes)) {
-      out += fmt::format("             (bytes per token fit in the {} MiB last-level cache, so efficiency can exceed 100%)\n",
-                         cache_bytes >> 20);
-    }
+    // Above 100%, part of the bytes came from a cache and not from DRAM.
+    if (r.decode_efficiency > 1.0) out += "             (above 100%: the bytes per token were partly read from cache)\n";
   } else {
     out += "bandwidth    not measured\n";
   }
