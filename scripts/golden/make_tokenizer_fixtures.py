@@ -135,6 +135,9 @@ def write_fixture(name: str, tokenizer: Tokenizer, count: int, header: dict | No
     print(f"{path}: {len(texts)} strings, {path.stat().st_size} bytes", file=sys.stderr)
 
 
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
 # Edits to a tokenizer.json that exercise NFC/NFKC normalizers and the added-token flags
 # (lstrip, rstrip, single_word, normalized). The fixture's first line stores the patch so
 # the C++ test applies the same edits before comparing.
@@ -175,6 +178,15 @@ PATCHES = {
         },
         "added_tokens_update": {}, "added_tokens_append": [],
     }),
+    # Qwen 2's pre-tokenizer (Llama 3's regex with single digits) and BPE without
+    # ignore_merges, over Llama 3's vocabulary: the oracle for the GGUF "qwen2" path.
+    "llama3-qwen2-pre": ("llama3", {
+        "replace": {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_PATTERN}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}},
+        "model_update": {"ignore_merges": False},
+        "added_tokens_update": {}, "added_tokens_append": [],
+    }),
     # ByteLevel with add_prefix_space, as GPT-2 and RoBERTa files have it.
     "llama3-prefix-space": ("llama3", {
         "replace": {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
@@ -187,6 +199,7 @@ PATCHES = {
 def patched_tokenizer(base: str, patch: dict) -> Tokenizer:
     root = json.loads((SHARED / f"tokenizers/{base}/tokenizer.json").read_text())
     root.update(patch["replace"])
+    root["model"].update(patch.get("model_update", {}))
     for token in root["added_tokens"]:
         token.update(patch["added_tokens_update"].get(token["content"], {}))
     root["added_tokens"] += patch["added_tokens_append"]

@@ -675,7 +675,8 @@ TEST(BadInputCli, OneLineErrorAndNonZeroExit) {
   std::ofstream(bad.back() / "config.json") << R"({"model_type": "llama", "hidden_size": 64})";
 
   bad.push_back(dir / "random.bin");
-  write_bytes(bad.back(), std::string("this is not a model file at all, just some text\n").data(), 50);
+  const std::string text = "this is not a model file at all, just some text\n";
+  write_bytes(bad.back(), text.data(), text.size());
   bad.push_back(dir / "does_not_exist.gguf");
 
   for (const auto& path : bad) {

@@ -120,6 +120,7 @@ std::unique_ptr<Tokenizer> load_patched(const std::string& fixture_name) {
   const json& patch = header.at("patch");
   json root = json::parse(read_file(test::shared_dir() / "tokenizers" / base / "tokenizer.json"));
   for (const auto& [key, value] : patch.at("replace").items()) root[key] = value;
+  for (const auto& [key, value] : patch.value("model_update", json::object()).items()) root["model"][key] = value;
   for (json& token : root["added_tokens"]) {
     const std::string content = token.at("content");
     if (patch.at("added_tokens_update").contains(content)) token.update(patch.at("added_tokens_update").at(content));
@@ -165,9 +166,9 @@ TEST(TokenizerGolden, SmolLM2GgufMatchesHuggingFace) {
   check_against_fixture(*tokenizer, "smollm2.jsonl.zst", always_lossless);
 }
 
-// The GGUF "llama-bpe" path: Llama 3's tokenizer.json rewritten as the tokenizer.ggml.*
-// metadata that llama.cpp's converter writes gives the HF ids.
-TEST(TokenizerGolden, Llama3AsGgufMetadataMatchesHuggingFace) {
+// Llama 3's tokenizer.json rewritten as the tokenizer.ggml.* metadata that llama.cpp's
+// converter writes, with `pre` as tokenizer.ggml.pre.
+io::Metadata llama3_as_gguf_metadata(const std::string& pre) {
   const json root = json::parse(read_file(test::shared_dir() / "tokenizers/llama3/tokenizer.json"));
   std::vector<std::string> tokens(128256);
   std::vector<int32_t> types(tokens.size(), 1);
@@ -181,16 +182,27 @@ TEST(TokenizerGolden, Llama3AsGgufMetadataMatchesHuggingFace) {
 
   io::Metadata metadata;
   metadata.set_string("tokenizer.ggml.model", "gpt2");
-  metadata.set_string("tokenizer.ggml.pre", "llama-bpe");
+  metadata.set_string("tokenizer.ggml.pre", pre);
   metadata.set_string_array("tokenizer.ggml.tokens", tokens);
   metadata.set_i32_array("tokenizer.ggml.token_type", types);
   metadata.set_string_array("tokenizer.ggml.merges", merges);
   metadata.set_u32("tokenizer.ggml.bos_token_id", 128000);
   metadata.set_u32("tokenizer.ggml.eos_token_id", 128001);
   metadata.set_bool("tokenizer.ggml.add_bos_token", false);
-  const auto tokenizer = load_gguf_tokenizer(metadata);
+  return metadata;
+}
+
+// The GGUF "llama-bpe" path gives the HF ids of Llama 3's own tokenizer.json.
+TEST(TokenizerGolden, Llama3AsGgufMetadataMatchesHuggingFace) {
+  const auto tokenizer = load_gguf_tokenizer(llama3_as_gguf_metadata("llama-bpe"));
   EXPECT_EQ(tokenizer->bos_id(), 128000);
   check_against_fixture(*tokenizer, "llama3.jsonl.zst", always_lossless);
+}
+
+// The GGUF "qwen2" path, over Llama 3's vocabulary, against HF with Qwen 2's pre-tokenizer.
+TEST(TokenizerGolden, Qwen2PreTokenizerAsGgufMatchesHuggingFace) {
+  const auto tokenizer = load_gguf_tokenizer(llama3_as_gguf_metadata("qwen2"));
+  check_against_fixture(*tokenizer, "llama3-qwen2-pre.jsonl.zst", always_lossless, 2000);
 }
 
 // Gemma 3's SentencePiece vocabulary (scores, byte tokens, no space prefix) against

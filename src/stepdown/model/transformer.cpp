@@ -1,5 +1,6 @@
 #include "stepdown/model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -9,6 +10,10 @@
 namespace stepdown::model {
 
 namespace {
+
+// Multiply-adds (keys times head_dim) below which a chunk of attention tasks is not worth
+// handing to another thread.
+constexpr int64_t kMinAttentionTaskMacs = 1 << 15;
 
 // x (T, n) += b (n) on every row; no-op when b is empty.
 void add_bias(Activations& x, const std::vector<float>& b) {
@@ -96,7 +101,11 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, std:
   const int64_t window = c.is_sliding(layer) ? c.sliding_window : 0;
   attn_.resize(T, c.q_dim());
 
-  // One task per (token, head): heads are independent, and prefill adds tokens.
+  // One task per (token, head): heads are independent, and prefill adds tokens. Short
+  // contexts run on the calling thread, because waking the workers costs more than a few
+  // thousand multiply-adds per head.
+  const int64_t max_keys = static_cast<int64_t>(*std::max_element(positions.begin(), positions.end())) + 1;
+  const int64_t grain = std::max<int64_t>(1, kMinAttentionTaskMacs / (max_keys * H));
   pool_.parallel_for(T * c.n_heads, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     for (int64_t task = begin; task < end; ++task) {
@@ -127,7 +136,7 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, std:
         for (int64_t i = 0; i < H; ++i) out[i] += weight * v[i];
       }
     }
-  });
+  }, grain);
 }
 
 void Transformer::forward_block(int64_t layer, Activations& x, std::span<const int32_t> positions, KVCache& cache) {

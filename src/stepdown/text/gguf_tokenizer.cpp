@@ -20,6 +20,9 @@ std::unique_ptr<PreTokenizer> byte_level_pre_tokenizer(const std::string& pre) {
   if (pre == "llama-bpe" || pre == "llama3" || pre == "dbrx" || pre == "smaug-bpe") {
     steps.push_back(make_split_pre_tokenizer(kLlama3Pattern, SplitBehavior::Isolated, false));
     steps.push_back(make_byte_level_pre_tokenizer(false, false));
+  } else if (pre == "qwen2") {
+    steps.push_back(make_split_pre_tokenizer(kQwen2Pattern, SplitBehavior::Isolated, false));
+    steps.push_back(make_byte_level_pre_tokenizer(false, false));
   } else if (pre == "smollm" || pre == "starcoder" || pre == "refact") {
     steps.push_back(make_digits_pre_tokenizer(true));
     steps.push_back(make_byte_level_pre_tokenizer(false, true));
@@ -27,8 +30,8 @@ std::unique_ptr<PreTokenizer> byte_level_pre_tokenizer(const std::string& pre) {
     steps.push_back(make_byte_level_pre_tokenizer(false, true));
   } else {
     raise<Unsupported>(
-        "GGUF tokenizer.ggml.pre '{}' is not supported; supported: gpt2, default, llama-bpe, llama3, smollm, "
-        "starcoder",
+        "GGUF tokenizer.ggml.pre '{}' is not supported; supported: gpt2, default, llama-bpe, llama3, qwen2, "
+        "smollm, starcoder",
         pre);
   }
   return make_pre_tokenizer_sequence(std::move(steps));
