@@ -24,7 +24,7 @@ struct EngineArgs {
   int64_t context = 4096;
 };
 
-// Adds the options to `cmd` with `prefix` in front of each name ("" or "judge-"); the
+// Adds the options to `cmd` with `prefix` in front of each name ("" or "judge-"). The
 // prefixed set leaves out the local tuning options, which the judge shares.
 void add_engine_options(CLI::App& cmd, EngineArgs& args, const std::string& prefix, const std::string& what);
 

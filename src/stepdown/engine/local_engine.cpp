@@ -67,7 +67,7 @@ struct LocalEngine::Sequence {
     done = true;
   }
 
-  // Cuts the text before the first stop string; true when one was found.
+  // Cuts the text before the first stop string. Returns true when one was found.
   bool cut_at_stop_string() {
     size_t cut = std::string::npos;
     for (const std::string& stop : request->stop) {

@@ -1,6 +1,6 @@
 #pragma once
 // An Engine over a model file on this machine (GGUF, Hugging Face directory or llama2.c
-// checkpoint). Chat requests are rendered with the model's chat template; completion
+// checkpoint). Chat requests are rendered with the model's chat template, and completion
 // requests are tokenized as they are, with BOS as the tokenizer's configuration says.
 // generate_all decodes up to `batch` sequences per step, each with its own KV cache, so
 // every weight matrix is read once per step for all of them. Greedy outputs are the same
@@ -32,7 +32,7 @@ struct LocalEngineOptions {
   int batch = 8;                      // sequences decoded together by generate_all
 };
 
-// "native" -> NONE, "f32" -> F32, "bf16" -> BF16; InvalidArgument otherwise.
+// Maps "native" to NONE, "f32" to F32 and "bf16" to BF16. Throws InvalidArgument otherwise.
 model::WeightConversion parse_weight_conversion(const std::string& name);
 
 class LocalEngine final : public Engine {

@@ -29,14 +29,14 @@ std::vector<ItemResult> score_items(std::span<const SuiteItem> items,
                                     std::span<const engine::GenerationResult> outputs,
                                     const MetricRegistry& registry, const MetricOptions& options);
 
-// Generates and scores every item; results carry items and aggregates, the caller fills
-// the model and suite identity. Nothing is returned unless every item finished.
+// Generates and scores every item. The results carry items and aggregates, and the
+// caller fills in the model and suite identity. Nothing is returned unless every item finished.
 Results run_eval(std::span<const SuiteItem> items, engine::Engine& engine, const MetricRegistry& registry,
                  const MetricOptions& options);
 
-// Every item with a reference: items whose reference a person wrote keep it (source
-// human); every other item gets the engine's greedy output as its reference (source
-// golden). Returns how many items were generated through `count_generated` when not null.
+// Returns every item with a reference. Items whose reference a person wrote keep it
+// (source human), and every other item gets the engine's greedy output (source golden).
+// Stores how many items were generated in `count_generated` when it is not null.
 std::vector<SuiteItem> make_goldens(std::span<const SuiteItem> items, engine::Engine& engine,
                                     size_t* count_generated = nullptr);
 

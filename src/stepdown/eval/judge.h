@@ -1,12 +1,12 @@
 #pragma once
 // LLM-as-judge: a judge model, behind any Engine, scores an output in one of two ways.
-//   Rubric: the item has a `rubric`; the judge rates the answer 1-10 against it, and the
+//   Rubric: the item has a `rubric`, and the judge rates the answer 1-10 against it, and the
 //     score is (rating - 1) / 9 in [0, 1].
-//   Pairwise: the item has no rubric but a reference (golden or human); the judge picks
+//   Pairwise: the item has no rubric but a reference (golden or human). The judge picks
 //     the better of candidate and reference twice, once with each in the first position,
 //     and the score is the candidate's mean win (win 1, tie 0.5, loss 0). A pair of
 //     verdicts that picks the same position both times is counted as inconsistent (the
-//     judge followed the position, not the answer); it scores 0.5.
+//     judge followed the position, not the answer). Such a pair scores 0.5.
 // The prompts are versioned by kJudgePromptVersion, which results.json records, so a
 // change of wording is never compared silently against older scores.
 #include <atomic>
@@ -36,7 +36,7 @@ struct JudgeOptions {
   int max_tokens = 256;  // of each judge reply
 };
 
-// What a judge has seen so far; shared by every copy of the metric a registry creates.
+// Counts of what a judge has scored, shared by every copy of the metric a registry creates.
 struct JudgeCounters {
   std::atomic<int64_t> rubric_items{0};
   std::atomic<int64_t> pairwise_items{0};

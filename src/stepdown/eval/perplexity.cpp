@@ -76,7 +76,7 @@ class ChunkRunner {
       const int64_t end = std::min(ctx, begin + batch);
       if (end <= first()) {
         // No scored rows in this piece: only its keys and values are needed, but forward()
-        // computes the last row's logits anyway; they are discarded.
+        // computes the last row's logits anyway, and they are discarded.
         model.forward({chunk.data() + begin, static_cast<size_t>(end - begin)}, cache, piece_);
         continue;
       }

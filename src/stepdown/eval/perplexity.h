@@ -3,7 +3,7 @@
 // numbers compare one to one with llama.cpp's:
 //   - the whole text is tokenized once, with the tokenizer's special tokens (BOS when the
 //     tokenizer adds one);
-//   - the tokens are cut into chunks of `ctx`; a final partial chunk is dropped, and a text
+//   - the tokens are cut into chunks of `ctx`. A final partial chunk is dropped, and a text
 //     of fewer than 2 * ctx tokens is an error;
 //   - each chunk starts from an empty KV cache, and its first token is replaced by BOS
 //     when the tokenizer adds BOS;
@@ -23,7 +23,7 @@ namespace stepdown::eval {
 
 struct PerplexityOptions {
   int64_t ctx = 512;    // tokens per chunk
-  int64_t batch = 0;    // tokens per forward call within a chunk; 0 means the whole chunk
+  int64_t batch = 0;    // tokens per forward call within a chunk, 0 for the whole chunk
 };
 
 struct PerplexityResult {
