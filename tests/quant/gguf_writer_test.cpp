@@ -14,7 +14,7 @@
 #include "stepdown/core/error.h"
 #include "stepdown/io/gguf.h"
 #include "stepdown/io/gguf_writer.h"
-#include "stepdown/quant/sha256.h"
+#include "stepdown/core/sha256.h"
 #include "test_paths.h"
 
 namespace stepdown::io {
@@ -168,7 +168,7 @@ TEST(GgufWriter, GgufPyReadsSameMetadataAndTensors) {
     // Hash the expected bytes the same way through a scratch file.
     const auto bytes_path = dir / ("t" + std::to_string(i));
     test::write_bytes(bytes_path, w.data[i].data(), w.data[i].size());
-    EXPECT_EQ(t.at("sha256").get<std::string>(), quant::sha256_path(bytes_path)) << w.infos[i].name;
+    EXPECT_EQ(t.at("sha256").get<std::string>(), sha256_path(bytes_path)) << w.infos[i].name;
   }
 }
 

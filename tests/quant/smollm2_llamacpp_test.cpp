@@ -16,7 +16,7 @@
 #include "stepdown/model/sampler.h"
 #include "stepdown/model/transformer.h"
 #include "stepdown/quant/quantize_model.h"
-#include "stepdown/quant/sha256.h"
+#include "stepdown/core/sha256.h"
 #include "test_paths.h"
 
 namespace stepdown::quant {

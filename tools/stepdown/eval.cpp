@@ -8,6 +8,7 @@
 #include "engine_args.h"
 #include "stepdown/core/error.h"
 #include "stepdown/core/log.h"
+#include "stepdown/core/sha256.h"
 #include "stepdown/eval/eval_runner.h"
 #include "stepdown/eval/judge.h"
 #include "stepdown/eval/pass_at_k.h"
@@ -69,13 +70,13 @@ int run_eval(EvalArgs& args) {
   const std::filesystem::path model_path = args.candidate.model ? *args.candidate.model : "";
   if (args.candidate.model) {
     results.model_id = model_path.filename().string();
-    results.model_sha256 = eval::sha256_path(model_path);
+    results.model_sha256 = sha256_path(model_path);
   } else {
     results.model_id = candidate->describe();
     results.model_sha256 = "";
   }
   results.suite_path = args.suite;
-  results.suite_sha256 = eval::sha256_path(args.suite);
+  results.suite_sha256 = sha256_path(args.suite);
   if (judge && uses_judge(items)) {
     results.judge_engine = judge->describe();
     results.judge_prompt_version = std::string(eval::kJudgePromptVersion);

@@ -40,10 +40,4 @@ Results run_eval(std::span<const SuiteItem> items, engine::Engine& engine, const
 std::vector<SuiteItem> make_goldens(std::span<const SuiteItem> items, engine::Engine& engine,
                                     size_t* count_generated = nullptr);
 
-// Lowercase hex SHA-256 of a file, or of a directory's regular files (sorted relative
-// paths, each path then its bytes). Throws IoError naming the path when it cannot be read.
-std::string sha256_path(const std::filesystem::path& path);
-// Lowercase hex SHA-256 of `bytes`.
-std::string sha256_hex(std::string_view bytes);
-
 }  // namespace stepdown::eval

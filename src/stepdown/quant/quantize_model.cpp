@@ -15,7 +15,7 @@
 #include "stepdown/quant/hf_vocab.h"
 #include "stepdown/quant/llama2c_vocab.h"
 #include "stepdown/quant/quantize_tensor.h"
-#include "stepdown/quant/sha256.h"
+#include "stepdown/core/sha256.h"
 
 namespace stepdown::quant {
 namespace {

@@ -1,4 +1,4 @@
-#include "stepdown/quant/sha256.h"
+#include "stepdown/core/sha256.h"
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,7 @@
 
 #include "stepdown/core/error.h"
 
-namespace stepdown::quant {
+namespace stepdown {
 namespace {
 
 constexpr std::array<uint32_t, 64> kRound = {
@@ -113,6 +113,12 @@ std::string sha256_file(const std::filesystem::path& path) {
 
 }  // namespace
 
+std::string sha256_hex(std::string_view bytes) {
+  Sha256 hash;
+  hash.update(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return hash.hex();
+}
+
 std::string sha256_path(const std::filesystem::path& path) {
   if (!std::filesystem::is_directory(path)) return sha256_file(path);
   std::vector<std::filesystem::path> files;
@@ -128,4 +134,4 @@ std::string sha256_path(const std::filesystem::path& path) {
   return hash.hex();
 }
 
-}  // namespace stepdown::quant
+}  // namespace stepdown
