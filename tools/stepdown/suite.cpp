@@ -1,9 +1,14 @@
 // stepdown suite build: a stratified, de-duplicated suite from a traffic log.
+// stepdown suite golden: the baseline's greedy outputs as the suite's references.
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "engine_args.h"
+#include "stepdown/core/log.h"
+#include "stepdown/eval/eval_runner.h"
+#include "stepdown/eval/judge.h"
 #include "stepdown/eval/pass_at_k.h"
 #include "stepdown/eval/suite_build.h"
 
@@ -81,6 +86,29 @@ int run_suite_build(const SuiteBuildArgs& args) {
   return 0;
 }
 
+struct SuiteGoldenArgs {
+  EngineArgs baseline;
+  std::string suite;
+  std::string output;
+};
+
+int run_suite_golden(const SuiteGoldenArgs& args) {
+  // Every metric is known here, the judge included, though goldens need no judging.
+  eval::MetricRegistry registry = eval::MetricRegistry::with_text_metrics();
+  eval::add_code_metrics(registry);
+  eval::add_missing_judge_metric(registry);
+  const std::vector<eval::SuiteItem> items = eval::read_suite(args.suite, registry);
+  const std::unique_ptr<engine::Engine> baseline = make_engine(args.baseline, "");
+  spdlog::info("generating goldens for {} with {}", args.suite, baseline->describe());
+  size_t generated = 0;
+  const std::vector<eval::SuiteItem> golden = eval::make_goldens(items, *baseline, &generated);
+  eval::write_suite(args.output, golden);
+  std::fprintf(stderr, "%zu items: %zu golden references from %s, %zu human references kept; wrote %s\n",
+               golden.size(), generated, baseline->describe().c_str(), golden.size() - generated,
+               args.output.c_str());
+  return 0;
+}
+
 const bool registered = register_command("suite", [](CLI::App& app, int& exit_code) {
   CLI::App* suite = app.add_subcommand("suite", "Build and maintain evaluation suites");
   suite->require_subcommand(1);
@@ -114,6 +142,14 @@ const bool registered = register_command("suite", [](CLI::App& app, int& exit_co
   build->add_option("-o,--output", args->output, "Suite JSONL to write")->required();
   build->add_flag("--json", args->json, "Print the stratum summary as JSON on stdout");
   build->callback([args, &exit_code] { exit_code = run_suite_build(*args); });
+
+  auto golden_args = std::make_shared<SuiteGoldenArgs>();
+  CLI::App* golden = suite->add_subcommand(
+      "golden", "Write the baseline's greedy outputs as references; hand-written references are kept");
+  add_engine_options(*golden, golden_args->baseline, "", "The baseline");
+  golden->add_option("--suite", golden_args->suite, "Suite JSONL")->required()->check(CLI::ExistingFile);
+  golden->add_option("-o,--output", golden_args->output, "Suite JSONL to write, with references")->required();
+  golden->callback([golden_args, &exit_code] { exit_code = run_suite_golden(*golden_args); });
 });
 
 }  // namespace

@@ -261,6 +261,11 @@ Results parse_results(const std::string& text, const std::string& source) {
   const json& suite = reader.typed(root, "", "suite", json::value_t::object, "an object");
   results.suite_path = reader.string(suite, "suite", "path");
   results.suite_sha256 = reader.string(suite, "suite", "sha256");
+  if (root.contains("judge")) {
+    const json& judge = reader.typed(root, "", "judge", json::value_t::object, "an object");
+    results.judge_engine = reader.string(judge, "judge", "engine");
+    results.judge_prompt_version = reader.string(judge, "judge", "prompt_version");
+  }
 
   const json& items = reader.typed(root, "", "items", json::value_t::array, "an array");
   std::set<std::string> ids;
@@ -313,14 +318,17 @@ std::string format_results(const Results& input) {
   }
   json strata = json::object();
   for (const auto& [name, aggregate] : results.strata) strata[name] = aggregate_json(aggregate);
-  const json root = {{"format", "stepdown.results"},
-                     {"format_version", kResultsFormatVersion},
-                     {"tool_version", results.tool_version},
-                     {"model", {{"id", results.model_id}, {"sha256", results.model_sha256}}},
-                     {"suite", {{"path", results.suite_path}, {"sha256", results.suite_sha256}}},
-                     {"items", items},
-                     {"strata", strata},
-                     {"overall", aggregate_json(results.overall)}};
+  json root = {{"format", "stepdown.results"},
+               {"format_version", kResultsFormatVersion},
+               {"tool_version", results.tool_version},
+               {"model", {{"id", results.model_id}, {"sha256", results.model_sha256}}},
+               {"suite", {{"path", results.suite_path}, {"sha256", results.suite_sha256}}},
+               {"items", items},
+               {"strata", strata},
+               {"overall", aggregate_json(results.overall)}};
+  if (!results.judge_prompt_version.empty()) {
+    root["judge"] = {{"engine", results.judge_engine}, {"prompt_version", results.judge_prompt_version}};
+  }
   // Invalid UTF-8 in generated text is replaced rather than aborting the whole write.
   return root.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }

@@ -8,6 +8,7 @@
 //     "tool_version": "0.1.0",
 //     "model": {"id": "SmolLM2-135M-Instruct.Q4_1.gguf", "sha256": "<hex>"},
 //     "suite": {"path": "suite.jsonl", "sha256": "<hex>"},
+//     "judge": {"engine": "openai:http://... model=m", "prompt_version": "judge-v1"},  (optional)
 //     "items": [{"id": "q17", "stratum": "faq", "output": "...",
 //                "scores": {"rougeL": 0.42, "exact_match": 0.0},
 //                "prompt_tokens": 31, "output_tokens": 57, "latency_ms": 812.5}, ...],
@@ -52,6 +53,9 @@ struct Results {
   std::string model_sha256;
   std::string suite_path;
   std::string suite_sha256;
+  // The judge behind the `judge` metric, when the suite uses it; empty otherwise.
+  std::string judge_engine;
+  std::string judge_prompt_version;
   std::vector<ItemResult> items;
   std::map<std::string, Aggregate> strata;  // stratum name -> aggregate over its items
   Aggregate overall;

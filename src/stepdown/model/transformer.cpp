@@ -92,7 +92,7 @@ void Transformer::embed(std::span<const TokenId> tokens, Activations& x) {
   observe(-1, "embd", x);
 }
 
-void Transformer::attend(int64_t layer, std::span<const int32_t> positions, const KVCache& cache) {
+void Transformer::attend(int64_t layer, std::span<const int32_t> positions, std::span<KVCache* const> caches) {
   const ModelConfig& c = weights_.config;
   const int64_t T = q_.rows;
   const int64_t H = c.head_dim;
@@ -111,6 +111,7 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, cons
     for (int64_t task = begin; task < end; ++task) {
       const int64_t t = task / c.n_heads;
       const int64_t h = task % c.n_heads;
+      const KVCache& cache = *caches[static_cast<size_t>(t)];
       const int64_t kv_offset = (h / group) * H;
       const int64_t end_pos = static_cast<int64_t>(positions[static_cast<size_t>(t)]) + 1;
       const int64_t begin_pos = window > 0 ? std::max<int64_t>(0, end_pos - window) : 0;
@@ -139,6 +140,12 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, cons
 }
 
 void Transformer::forward_block(int64_t layer, Activations& x, std::span<const int32_t> positions, KVCache& cache) {
+  row_caches_.assign(positions.size(), &cache);
+  forward_block_rows(layer, x, positions, row_caches_);
+}
+
+void Transformer::forward_block_rows(int64_t layer, Activations& x, std::span<const int32_t> positions,
+                                     std::span<KVCache* const> caches) {
   const ModelConfig& c = weights_.config;
   const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
   const int64_t T = x.rows;
@@ -147,9 +154,11 @@ void Transformer::forward_block(int64_t layer, Activations& x, std::span<const i
     raise<InvalidArgument>("forward_block: X is ({}, {}) with {} positions; expected ({}, {}) with {}", x.rows, x.cols,
                            positions.size(), T, c.dim, T);
   }
-  for (const int32_t p : positions) {
-    if (p < 0 || p >= cache.capacity()) {
-      raise<InvalidArgument>("forward_block: position {} is outside the KV cache [0, {})", p, cache.capacity());
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t p = positions[static_cast<size_t>(t)];
+    const int64_t capacity = caches[static_cast<size_t>(t)]->capacity();
+    if (p < 0 || p >= capacity) {
+      raise<InvalidArgument>("forward_block: position {} is outside the KV cache [0, {})", p, capacity);
     }
   }
 
@@ -184,12 +193,13 @@ void Transformer::forward_block(int64_t layer, Activations& x, std::span<const i
   // KV cache: store k and v of every token before any token attends.
   for (int64_t t = 0; t < T; ++t) {
     const int32_t p = positions[static_cast<size_t>(t)];
+    KVCache& cache = *caches[static_cast<size_t>(t)];
     std::copy(k_.row(t), k_.row(t) + c.kv_dim(), cache.key(layer, p));
     std::copy(v_.row(t), v_.row(t) + c.kv_dim(), cache.value(layer, p));
   }
 
   // Grouped-query attention: attn (T, Q), each kv head shared by n_heads / n_kv_heads heads.
-  attend(layer, positions, cache);
+  attend(layer, positions, caches);
   observe(layer, "attn_heads", attn_);
 
   // Output projection and residual: X += attn @ W_o^T (D, Q).
@@ -258,6 +268,32 @@ void Transformer::forward(std::span<const TokenId> tokens, KVCache& cache, Activ
   cache.set_length(start + T);
 
   compute_logits(x_, logits, all_logits);
+}
+
+void Transformer::forward_batch(std::span<const TokenId> tokens, std::span<KVCache* const> caches,
+                                Activations& logits) {
+  const int64_t B = static_cast<int64_t>(tokens.size());
+  if (B == 0) raise<InvalidArgument>("forward_batch: no tokens given");
+  if (caches.size() != tokens.size()) {
+    raise<InvalidArgument>("forward_batch: {} tokens but {} KV caches; expected one cache per token", B, caches.size());
+  }
+  positions_.resize(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const KVCache& cache = *caches[static_cast<size_t>(b)];
+    if (cache.length() >= cache.capacity()) {
+      raise<InvalidArgument>("forward_batch: the KV cache of sequence {} is full ({} positions)", b, cache.capacity());
+    }
+    positions_[static_cast<size_t>(b)] = static_cast<int32_t>(cache.length());
+  }
+
+  embed(tokens, x_);
+
+  for (int64_t layer = 0; layer < weights_.config.n_layers; ++layer) {
+    forward_block_rows(layer, x_, positions_, caches);
+  }
+  for (KVCache* cache : caches) cache->set_length(cache->length() + 1);
+
+  compute_logits(x_, logits, /*all_rows=*/true);
 }
 
 }  // namespace stepdown::model

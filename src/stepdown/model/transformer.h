@@ -57,14 +57,26 @@ class Transformer {
   // in the cache.
   void forward(std::span<const TokenId> tokens, KVCache& cache, Activations& logits, bool all_logits = false);
 
+  // One decode step for B independent sequences: tokens[b] goes to caches[b] at position
+  // caches[b]->length(), and logits (B, V) row b is its next-token logits. Every weight
+  // matrix is read once for all B tokens (kernels::matmul); attention reads each row's own
+  // cache. Advances every cache by one. Row b equals what forward() gives for that
+  // sequence alone up to summation order. Throws InvalidArgument when the sizes differ or
+  // a cache is full.
+  void forward_batch(std::span<const TokenId> tokens, std::span<KVCache* const> caches, Activations& logits);
+
  private:
   void observe(int64_t layer, std::string_view name, const Activations& x) const {
     if (observer_) observer_(layer, name, x);
   }
   // Y (T, rows) = X (T, cols) @ W^T, by matvec when T = 1.
   void project(const kernels::WeightMatrix& w, const Activations& x, Activations& y);
-  // attn (T, Q) from q (T, Q) and the cached keys and values of block `layer`.
-  void attend(int64_t layer, std::span<const int32_t> positions, const KVCache& cache);
+  // forward_block with row t's keys and values in caches[t] (T caches).
+  void forward_block_rows(int64_t layer, Activations& x, std::span<const int32_t> positions,
+                          std::span<KVCache* const> caches);
+  // attn (T, Q) from q (T, Q) and the cached keys and values of block `layer`, row t's in
+  // caches[t].
+  void attend(int64_t layer, std::span<const int32_t> positions, std::span<KVCache* const> caches);
 
   const ModelWeights& weights_;
   ThreadPool& pool_;
@@ -83,6 +95,7 @@ class Transformer {
   Activations gate_;   // (T, F)
   Activations up_;     // (T, F)
   std::vector<int32_t> positions_;
+  std::vector<KVCache*> row_caches_;  // (T) the cache of each row
 };
 
 }  // namespace stepdown::model

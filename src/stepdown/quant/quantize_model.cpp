@@ -1,0 +1,184 @@
+#include "stepdown/quant/quantize_model.h"
+
+#include <chrono>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "stepdown/core/atomic_file.h"
+#include "stepdown/core/error.h"
+#include "stepdown/core/progress.h"
+#include "stepdown/core/thread_pool.h"
+#include "stepdown/io/gguf_writer.h"
+#include "stepdown/io/model_file.h"
+#include "stepdown/kernels/matmul.h"
+#include "stepdown/quant/hf_vocab.h"
+#include "stepdown/quant/llama2c_vocab.h"
+#include "stepdown/quant/quantize_tensor.h"
+#include "stepdown/quant/sha256.h"
+
+namespace stepdown::quant {
+namespace {
+
+// GGUF llama.cpp reads general.quantization_version for block formats; ggml's current
+// value (GGML_QNT_VERSION) is 2.
+constexpr uint32_t kQuantizationVersion = 2;
+
+// Source keys that describe the old file rather than the model: stepdown's own load-time
+// keys and the ones this writer sets itself.
+bool is_rewritten_key(const std::string& key) {
+  return key.starts_with("stepdown.") || key == "general.file_type" || key == "general.quantization_version" ||
+         key == "general.alignment";
+}
+
+std::vector<float> dequantize_tensor(const TensorView& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  for (int64_t r = 0; r < t.rows(); ++r) kernels::dequantize_row(t.dtype, t.row(r), out.data() + r * t.cols(), t.cols());
+  return out;
+}
+
+// Reorders the rows of a q or k projection W (n_heads * head_dim, cols) from the neox
+// layout, which pairs dimensions i and i + head_dim/2 for RoPE, to GGUF llama's
+// interleaved layout, which pairs 2i and 2i+1. Output row h*head_dim + 2i + t comes from
+// input row h*head_dim + t*head_dim/2 + i.
+std::vector<float> neox_to_interleaved(const std::vector<float>& w, int64_t rows, int64_t cols, int64_t n_heads) {
+  const int64_t head_dim = rows / n_heads;
+  const int64_t half = head_dim / 2;
+  std::vector<float> out(w.size());
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t i = 0; i < half; ++i) {
+      for (int64_t t = 0; t < 2; ++t) {
+        const float* src = w.data() + (h * head_dim + t * half + i) * cols;
+        std::copy(src, src + cols, out.data() + (h * head_dim + 2 * i + t) * cols);
+      }
+    }
+  }
+  return out;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+io::Metadata output_metadata(const io::ModelFile& model, const Scheme& scheme) {
+  io::Metadata out;
+  for (const auto& [key, value] : model.metadata.entries()) {
+    if (!is_rewritten_key(key)) out.set(key, value);
+  }
+  if (!out.contains("tokenizer.ggml.tokens")) {
+    const auto tokenizer = model.metadata.get_string(io::kTokenizerPathKey);
+    if (tokenizer && std::filesystem::path(*tokenizer).extension() == ".bin") {
+      const std::string arch = model.metadata.require_string("general.architecture");
+      embed_llama2c_tokenizer(*tokenizer, model.metadata.require_int(arch + ".vocab_size"), out);
+    } else if (tokenizer && std::filesystem::path(*tokenizer).extension() == ".json") {
+      try {
+        embed_tokenizer_json(*tokenizer, out);
+      } catch (const Unsupported& e) {
+        spdlog::warn("{}; the output carries no vocabulary and llama.cpp will not load it", e.what());
+      }
+    } else {
+      spdlog::warn("{}: no tokenizer to embed (give --tokenizer); llama.cpp will not load the output",
+                   model.path.string());
+    }
+  }
+  out.set_u32("general.file_type", scheme.gguf_file_type);
+  out.set_u32("general.quantization_version", kQuantizationVersion);
+  out.set_u32("general.alignment", 32);
+  return out;
+}
+
+}  // namespace
+
+std::filesystem::path manifest_path_for(const std::filesystem::path& output) {
+  return std::filesystem::path(output.string() + ".manifest.json");
+}
+
+QuantizeResult quantize_model(const QuantizeOptions& options) {
+  const Scheme* scheme = find_scheme(options.scheme);
+  if (scheme == nullptr) {
+    std::string known;
+    for (const std::string& n : scheme_names()) known += (known.empty() ? "" : ", ") + n;
+    raise<InvalidArgument>("--scheme '{}' is unknown (known: {})", options.scheme, known);
+  }
+  std::vector<TensorOverride> overrides;
+  for (const std::string& text : options.overrides) overrides.push_back(parse_override(text));
+
+  io::OpenOptions open_options;
+  open_options.tokenizer_path = options.tokenizer;
+  const io::ModelFile model = io::open_model_file(options.model, open_options);
+  const std::vector<TensorPlan> plans = plan_tensors(model.tensors, *scheme, overrides);
+
+  const std::string arch = model.metadata.get_string("general.architecture").value_or("");
+  const bool permute_rope = arch == "llama" && model.metadata.get_string(io::kRopeLayoutKey).value_or("") == "neox";
+  const int64_t n_heads = permute_rope ? model.metadata.require_int("llama.attention.head_count") : 0;
+  const int64_t n_kv_heads =
+      permute_rope ? model.metadata.get_int("llama.attention.head_count_kv").value_or(n_heads) : 0;
+
+  QuantizeResult result;
+  result.output = options.output;
+  result.manifest = manifest_path_for(options.output);
+  std::vector<io::GgufTensorInfo> infos;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TensorView& t = model.tensors[i];
+    if (!plans[i].note.empty() && plans[i].note.starts_with("fallback")) {
+      spdlog::warn("{}: {} {} -> {} ({})", t.name, dtype_name(t.dtype), shape_string(t.shape), plans[i].format->name,
+                   plans[i].note);
+    }
+    infos.push_back({t.name, plans[i].format->dtype, t.shape});
+    const int64_t params = t.numel();
+    result.tensors.push_back({t.name, t.shape, std::string(dtype_name(t.dtype)), plans[i].format->name,
+                              plans[i].note, params, dtype_bytes(plans[i].format->dtype, params)});
+    result.params += params;
+    result.tensor_bytes += result.tensors.back().bytes;
+  }
+
+  ThreadPool pool(options.threads);
+  Progress progress("quantize", static_cast<int64_t>(plans.size()));
+  const io::Metadata metadata = output_metadata(model, *scheme);
+  io::write_gguf(options.output, metadata, infos, [&](size_t index) {
+    const TensorView& t = model.tensors[index];
+    std::vector<float> values = dequantize_tensor(t);
+    if (permute_rope && t.shape.size() == 2 && (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight"))) {
+      const int64_t heads = t.name.ends_with(".attn_q.weight") ? n_heads : n_kv_heads;
+      values = neox_to_interleaved(values, t.rows(), t.cols(), heads);
+    }
+    std::vector<std::byte> bytes = quantize_tensor(t.name, *plans[index].format, values, t.rows(), t.cols(), pool);
+    progress.update(static_cast<int64_t>(index) + 1, t.name);
+    return bytes;
+  });
+  progress.finish();
+
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const TensorRecord& r : result.tensors) {
+    nlohmann::json entry = {{"name", r.name}, {"shape", r.shape},   {"source_type", r.source_type},
+                            {"type", r.type}, {"params", r.params}, {"bytes", r.bytes}};
+    if (!r.note.empty()) entry["note"] = r.note;
+    tensors.push_back(std::move(entry));
+  }
+  result.manifest_json = {
+      {"tool", "stepdown quantize"},
+      {"tool_version", STEPDOWN_VERSION},
+      {"created", utc_now()},
+      {"source", {{"path", options.model.string()}, {"sha256", sha256_path(options.model)},
+                  {"format", std::string(io::model_format_name(model.format))}}},
+      {"output", {{"path", options.output.filename().string()}, {"format", "gguf"},
+                  {"sha256", sha256_path(options.output)}}},
+      {"method", "rtn"},
+      {"scheme", scheme->name},
+      {"overrides", options.overrides},
+      {"params", result.params},
+      {"tensor_bytes", result.tensor_bytes},
+      {"bits_per_weight", result.params > 0 ? 8.0 * static_cast<double>(result.tensor_bytes) / result.params : 0.0},
+      {"tensors", std::move(tensors)},
+  };
+  if (options.tokenizer) result.manifest_json["tokenizer"] = options.tokenizer->string();
+  write_file_atomic(result.manifest, result.manifest_json.dump(2) + "\n");
+  return result;
+}
+
+}  // namespace stepdown::quant

@@ -1,0 +1,53 @@
+#pragma once
+// Quantization schemes: which format each tensor of a model gets. A scheme names the
+// format of its 2-D (and higher) weights; 1-D tensors (norms, biases) always stay F32.
+// token_embd.weight and output.weight follow the scheme unless an override names them.
+// New schemes (stepdown's group-wise formats) are one register_scheme() call.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stepdown/core/tensor.h"
+#include "stepdown/quant/format.h"
+#include "stepdown/quant/quantize_tensor.h"
+
+namespace stepdown::quant {
+
+struct Scheme {
+  std::string name;            // "q4_0"
+  std::string weight_format;   // registered format name for 2-D weights
+  uint32_t gguf_file_type = 0; // general.file_type (ggml's enum llama_ftype)
+  std::string description;
+};
+
+void register_scheme(Scheme scheme);
+const Scheme* find_scheme(std::string_view name);
+std::vector<std::string> scheme_names();
+
+// PATTERN=TYPE from --override. A pattern containing one of ^ $ ( ) [ ] + | \ { } is an
+// ECMAScript regex that must match the whole name. Any other pattern is a glob, where '*'
+// and '?' are wildcards and '.' is literal.
+struct TensorOverride {
+  std::string pattern;
+  std::string format;
+};
+TensorOverride parse_override(std::string_view text);
+bool override_matches(const TensorOverride& rule, std::string_view tensor_name);
+
+// The format chosen for one tensor, and why when it is not the scheme's own.
+struct TensorPlan {
+  std::string name;
+  const QuantFormat* format = nullptr;
+  std::string note;  // "1-D tensor", "override 'token_embd.weight=q8_0'", "fallback: ..."
+};
+
+// Chooses a format for each tensor: F32 for 1-D tensors even when an override matches, then
+// the last override that matches (an error when its format does not fit the row length),
+// then the scheme's format. When the scheme's format does not fit a row length, the tensor
+// falls back along q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, then any 32-block format ->
+// f16, and the plan's note says so.
+std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, const Scheme& scheme,
+                                     const std::vector<TensorOverride>& overrides);
+
+}  // namespace stepdown::quant

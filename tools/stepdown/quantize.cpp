@@ -1,0 +1,66 @@
+// stepdown quantize MODEL --scheme SCHEME -o OUT [--tokenizer FILE] [--override PATTERN=TYPE ...]
+// [--threads N] [--json]: writes OUT as GGUF and OUT.manifest.json beside it.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "command.h"
+#include "stepdown/quant/quantize_model.h"
+
+namespace stepdown::cli {
+namespace {
+
+struct QuantizeArgs {
+  std::string model;
+  std::string tokenizer;
+  std::string scheme;
+  std::string output;
+  std::vector<std::string> overrides;
+  int threads = 0;
+  bool json = false;
+};
+
+int run_quantize(const QuantizeArgs& args) {
+  quant::QuantizeOptions options;
+  options.model = args.model;
+  if (!args.tokenizer.empty()) options.tokenizer = args.tokenizer;
+  options.scheme = args.scheme;
+  options.overrides = args.overrides;
+  options.output = args.output;
+  options.threads = args.threads;
+  const quant::QuantizeResult result = quant::quantize_model(options);
+  if (args.json) {
+    const std::string text = result.manifest_json.dump(2);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+  } else {
+    spdlog::info("wrote {} ({} params, {:.2f} MB, {:.3f} bits per weight) and {}", result.output.string(),
+                 result.params, static_cast<double>(result.tensor_bytes) / 1e6,
+                 result.manifest_json["bits_per_weight"].get<double>(), result.manifest.string());
+  }
+  return 0;
+}
+
+const bool registered = register_command("quantize", [](CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<QuantizeArgs>();
+  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a model with round-to-nearest and write it as GGUF");
+  cmd->add_option("model", args->model, "Model: a GGUF file, a llama2.c checkpoint or a Hugging Face directory")
+      ->required();
+  cmd->add_option("--scheme", args->scheme,
+                  "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k (see docs/quantize.md)")
+      ->required();
+  cmd->add_option("-o,--output", args->output, "Output GGUF path; the manifest goes to OUT.manifest.json")
+      ->required();
+  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to embed for formats that carry none (tokenizer.bin)");
+  cmd->add_option("--override", args->overrides,
+                  "PATTERN=TYPE: give tensors whose name matches the glob or regex PATTERN the type TYPE; "
+                  "repeatable, the last match wins");
+  cmd->add_option("--threads", args->threads, "Threads (0: all cores)");
+  cmd->add_flag("--json", args->json, "Print the manifest as JSON on stdout");
+  cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
+});
+
+}  // namespace
+}  // namespace stepdown::cli
