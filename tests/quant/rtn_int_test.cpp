@@ -17,7 +17,10 @@
 #include "stepdown/core/half.h"
 #include "stepdown/kernels/matmul.h"
 #include "stepdown/kernels/stepdown_formats.h"
+#include "stepdown/quant/quantize_tensor.h"
 #include "stepdown/quant/rtn_int.h"
+#include "stepdown/quant/scheme.h"
+#include "stepdown/quant/stepdown_schemes.h"
 
 namespace stepdown::quant {
 namespace {
@@ -164,6 +167,24 @@ TEST(StepdownDType, RowHeaderCountsInRowBytes) {
   EXPECT_EQ(dtype_bytes(DType::Q8_0, 64), 68u);
   EXPECT_FALSE(dtype_from_ggml_id(static_cast<uint32_t>(DType::INT8)).has_value());
   EXPECT_EQ(dtype_from_name("int4_g128_asym"), DType::INT4_G128_ASYM);
+}
+
+TEST(StepdownSchemes, RegisteredGroupFormatsQuantizeAlike) {
+  register_stepdown_quant_schemes();
+  for (const char* name : {"int8", "int8-g128", "int4-g32", "int4-g64", "int4-g128", "int4-g32-asym",
+                           "int4-g128-asym", "fp8"}) {
+    EXPECT_NE(find_scheme(name), nullptr) << name;
+    EXPECT_NE(find_quant_format(name), nullptr) << name;
+  }
+  // Formats without a row header go through the registry's quantize_tensor unchanged.
+  ThreadPool pool(2);
+  const std::vector<float> w = gaussian(5 * 256, 11);
+  for (DType dtype : {DType::INT8_G128, DType::INT4_G32, DType::INT4_G128_ASYM}) {
+    const QuantFormat* format = find_quant_format(dtype);
+    ASSERT_NE(format, nullptr) << dtype_name(dtype);
+    EXPECT_EQ(quantize_tensor("w", *format, w, 5, 256, pool), quantize_tensor_stepdown("w", dtype, w, 5, 256))
+        << dtype_name(dtype);
+  }
 }
 
 }  // namespace

@@ -31,8 +31,8 @@ inline uint8_t f32_to_fp8_e4m3(float value) {
   const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
   const float magnitude = std::fmin(std::fabs(value), kFp8E4M3Max);
   if (magnitude < 0x1p-6f) {
-    // Subnormal range, step 2^-9. nearbyint rounds to even in the default rounding mode;
-    // a result of 8 is the code of 2^-6, the smallest normal, so it needs no special case.
+    // Subnormal range, step 2^-9. nearbyint rounds to even in the default rounding mode.
+    // A result of 8 is the code of 2^-6, the smallest normal, so it needs no special case.
     return static_cast<uint8_t>(sign | static_cast<uint8_t>(std::nearbyint(magnitude * 0x1p9f)));
   }
   int exponent;

@@ -125,7 +125,7 @@ struct Int8Groups {
 
 // INT4 groups of kGroup: f16 d (and f16 m), then kGroup / 2 bytes of nibbles. d * nib is
 // exact (11 + 4 bits), so one FMA d * nib + offset rounds once, at the add, as
-// dequantize_row does; for symmetric groups the offset -8 d is exact too.
+// dequantize_row does. For symmetric groups the offset -8 d is exact too.
 template <int kGroup, bool kAsym>
 struct Int4Groups {
   static constexpr int kBytes = (kAsym ? 4 : 2) + kGroup / 2;

@@ -7,7 +7,7 @@
 //
 //   INT8, INT8_W8A8 (per row):  f32 scale; int8 q[cols].                 w = scale * q
 //   INT8_G128 (128, 130 B):     f16 d; int8 q[128].                      w = d * q
-//   INT4_G{32,64,128}           f16 d; u8 qs[G/2]. Byte j holds element j in its low
+//   INT4_G{32,64,128}           f16 d; u8 qs[G/2]. Byte j stores element j in its low
 //     (G, 2 + G/2 B):           nibble and element j + G/2 in its high nibble.
 //                                                                        w = d * (nib - 8)
 //   INT4_G{32,64,128}_ASYM      f16 d, f16 m; u8 qs[G/2] as above.       w = d * nib + m
