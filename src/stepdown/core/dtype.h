@@ -21,8 +21,8 @@ enum class DType : uint32_t {
   Q6_K = 14,
   BF16 = 30,
 
-  // stepdown's own formats (kernels/int_formats.h and kernels/fp8_format.h describe the
-  // layouts). Their ids start at kFirstStepdownId and are never written as a GGUF type id.
+  // stepdown's own formats (kernels/stepdown_formats.h describes the layouts). Their ids
+  // start at kFirstStepdownId, and dtype_from_ggml_id never returns them.
   INT8 = 1000,           // per-row f32 scale, int8 codes (W8A16)
   INT8_G128 = 1001,      // groups of 128: f16 scale, int8 codes
   INT4_G32 = 1002,       // groups of 32: f16 scale, 4-bit codes centred at 8
