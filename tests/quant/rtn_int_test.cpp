@@ -88,6 +88,26 @@ TEST_P(RtnIntTest, ErrorWithinHalfStepAndRmseBound) {
     }
     const double n = static_cast<double>(rows * cols);
     EXPECT_LE(std::sqrt(squared_error / n), 1.2 * std::sqrt(expected / n)) << dtype_name(dtype) << " cols " << cols;
+
+    // The bounds above are relative to the stored step, so also check that the step is the
+    // smallest that covers the group: range / levels, up to f16 rounding of the scale.
+    const kernels::GroupLayout layout = kernels::group_layout(dtype);
+    const int64_t span = layout.group == 0 ? cols : layout.group;
+    const double levels = layout.bits == 4 ? (layout.has_min ? 15.0 : 7.0) : 127.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t g = 0; g < cols; g += span) {
+        double lo = 0.0, hi = 0.0, absmax = 0.0;
+        for (int64_t i = g; i < g + span; ++i) {
+          const double v = w[static_cast<size_t>(r * cols + i)];
+          lo = i == g ? v : std::min(lo, v);
+          hi = i == g ? v : std::max(hi, v);
+          absmax = std::max(absmax, std::fabs(v));
+        }
+        const double range = layout.has_min ? hi - lo : absmax;
+        const double d = step_of(dtype, q.data() + r * row_bytes, g);
+        EXPECT_NEAR(d, range / levels, 0x1p-10 * range / levels) << dtype_name(dtype) << " row " << r << " group at " << g;
+      }
+    }
   }
 }
 
