@@ -36,8 +36,12 @@ struct Shape {
 
 // SmolLM2-135M: hidden 576, FFN 1536, vocab 49152.
 constexpr Shape kShapes[] = {{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
-constexpr DType kFormats[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
-                              DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr DType kFormats[] = {DType::F32,           DType::F16,           DType::BF16,          DType::Q8_0,
+                              DType::Q4_0,          DType::Q4_1,          DType::Q5_0,          DType::Q5_1,
+                              DType::Q4_K,          DType::Q5_K,          DType::Q6_K,          DType::INT8,
+                              DType::INT8_G128,     DType::INT4_G32,      DType::INT4_G64,      DType::INT4_G128,
+                              DType::INT4_G32_ASYM, DType::INT4_G64_ASYM, DType::INT4_G128_ASYM, DType::FP8_E4M3,
+                              DType::INT8_W8A8};
 
 // Total bytes of weight copies a benchmark cycles through: above the last-level cache.
 size_t rotation_bytes() {
@@ -137,7 +141,8 @@ int main(int argc, char** argv) {
 
   for (DType dtype : kFormats) {
     for (Shape shape : kShapes) {
-      // K-quants have 256-value blocks, so of these shapes only cols = 1536 fits them.
+      // K-quants have 256-value blocks, so of these shapes only cols = 1536 fits them (and
+      // only 1536 fits the 128-value groups of INT8_G128 and INT4_G128).
       if (shape.cols % stepdown::dtype_info(dtype).block_elems != 0) continue;
       for (int threads : {1, 2}) {
         const std::string name = fmt::format("matvec/{}/{}x{}/threads:{}", stepdown::dtype_name(dtype), shape.rows,

@@ -18,6 +18,8 @@ inline std::vector<int> f16_field_offsets(DType dtype) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: return {0};
     case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
     case DType::Q6_K: return {208};
+    case DType::INT8_G128: case DType::INT4_G32: case DType::INT4_G64: case DType::INT4_G128: return {0};
+    case DType::INT4_G32_ASYM: case DType::INT4_G64_ASYM: case DType::INT4_G128_ASYM: return {0, 2};
     default: return {};
   }
 }
@@ -34,6 +36,11 @@ struct RandomWeights {
     const size_t row_bytes = dtype_bytes(dtype, cols);
     storage.resize(row_bytes * static_cast<size_t>(rows));
     const DTypeInfo& info = dtype_info(dtype);
+    matrix = WeightMatrix{dtype, storage.data(), rows, cols, row_bytes};
+    if (info.row_header_bytes > 0) {
+      fill_per_row(rng, normal);
+      return;
+    }
     const int64_t n_blocks = rows * cols / info.block_elems;
     for (int64_t b = 0; b < n_blocks; ++b) {
       std::byte* block = storage.data() + b * info.block_bytes;
@@ -61,7 +68,26 @@ struct RandomWeights {
           }
       }
     }
-    matrix = WeightMatrix{dtype, storage.data(), rows, cols, row_bytes};
+  }
+
+  // INT8, INT8_W8A8 and FP8_E4M3: an f32 scale near 1/32 per row, then valid codes (int8
+  // in [-127, 127]; any E4M3 code but the two NaNs).
+  void fill_per_row(std::mt19937& rng, std::normal_distribution<float>& normal) {
+    std::uniform_int_distribution<int> int8_code(-127, 127);
+    std::uniform_int_distribution<int> fp8_code(0, 253);
+    for (int64_t r = 0; r < matrix.rows; ++r) {
+      std::byte* row = storage.data() + static_cast<size_t>(r) * matrix.row_stride;
+      const float scale = normal(rng) * 0.03f;
+      std::memcpy(row, &scale, 4);
+      for (int64_t i = 0; i < matrix.cols; ++i) {
+        if (matrix.dtype == DType::FP8_E4M3) {
+          const int code = fp8_code(rng);
+          row[4 + i] = static_cast<std::byte>(code < 127 ? code : code + 1);  // skip 0x7f and 0xff
+        } else {
+          row[4 + i] = static_cast<std::byte>(static_cast<int8_t>(int8_code(rng)));
+        }
+      }
+    }
   }
 };
 

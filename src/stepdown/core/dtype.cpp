@@ -19,6 +19,18 @@ constexpr std::array kInfos = {
     DTypeInfo{DType::Q5_0, "Q5_0", 32, 22},  DTypeInfo{DType::Q5_1, "Q5_1", 32, 24},
     DTypeInfo{DType::Q4_K, "Q4_K", 256, 144}, DTypeInfo{DType::Q5_K, "Q5_K", 256, 176},
     DTypeInfo{DType::Q6_K, "Q6_K", 256, 210},
+    // stepdown's own formats. Group scales are f16 as in ggml's blocks; per-row scales
+    // are f32 in the row header.
+    DTypeInfo{DType::INT8, "INT8", 1, 1, 4},
+    DTypeInfo{DType::INT8_G128, "INT8_G128", 128, 130},
+    DTypeInfo{DType::INT4_G32, "INT4_G32", 32, 18},
+    DTypeInfo{DType::INT4_G64, "INT4_G64", 64, 34},
+    DTypeInfo{DType::INT4_G128, "INT4_G128", 128, 66},
+    DTypeInfo{DType::INT4_G32_ASYM, "INT4_G32_ASYM", 32, 20},
+    DTypeInfo{DType::INT4_G64_ASYM, "INT4_G64_ASYM", 64, 36},
+    DTypeInfo{DType::INT4_G128_ASYM, "INT4_G128_ASYM", 128, 68},
+    DTypeInfo{DType::FP8_E4M3, "FP8_E4M3", 1, 1, 4},
+    DTypeInfo{DType::INT8_W8A8, "INT8_W8A8", 1, 1, 4},
 };
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
@@ -34,6 +46,7 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::optional<DType> dtype_from_ggml_id(uint32_t id) {
+  if (id >= kFirstStepdownId) return std::nullopt;
   for (const DTypeInfo& info : kInfos) {
     if (static_cast<uint32_t>(info.dtype) == id) return info.dtype;
   }
@@ -60,7 +73,8 @@ size_t dtype_bytes(DType dtype, int64_t elems) {
     raise<InvalidArgument>("{} stores values in blocks of {}, but {} values were given", info.name,
                            info.block_elems, elems);
   }
-  return static_cast<size_t>(elems / info.block_elems) * static_cast<size_t>(info.block_bytes);
+  return static_cast<size_t>(info.row_header_bytes) +
+         static_cast<size_t>(elems / info.block_elems) * static_cast<size_t>(info.block_bytes);
 }
 
 double dtype_bits_per_weight(DType dtype) {

@@ -6,6 +6,7 @@
 #include "stepdown/core/half.h"
 #include "stepdown/kernels/block_codec.h"
 #include "stepdown/kernels/matmul.h"
+#include "stepdown/kernels/stepdown_formats.h"
 
 namespace stepdown::kernels {
 
@@ -44,6 +45,7 @@ void check_row_length(DType dtype, int64_t n) {
 
 void dequantize_row(DType dtype, const std::byte* src, float* dst, int64_t n) {
   check_row_length(dtype, n);
+  if (is_stepdown_format(dtype)) return dequantize_row_stepdown(dtype, src, dst, n);
   switch (dtype) {
     case DType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));

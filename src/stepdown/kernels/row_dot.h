@@ -24,5 +24,9 @@ void dot_rows_float(const WeightMatrix& w, int64_t row_begin, int64_t row_end, c
                     float* y, int64_t y_stride);
 void dot_rows_blocks(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
                      float* y, int64_t y_stride);
+// stepdown's own formats with f32 tokens (INT8, INT8_G128, INT4 groups, FP8_E4M3); not
+// INT8_W8A8, which matvec and matmul send to the integer kernel in int8_int8.h.
+void dot_rows_stepdown(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
+                       float* y, int64_t y_stride);
 
 }  // namespace stepdown::kernels
