@@ -24,7 +24,8 @@ std::vector<std::byte> quantize_tensor(std::string_view tensor_name, const Quant
                              std::isnan(data[i]) ? "NaN" : "infinite");
     }
   }
-  const size_t row_bytes = static_cast<size_t>(cols / format.block_elems * format.block_bytes);
+  // dtype_bytes counts a per-row header (the scale of stepdown's per-channel formats) too.
+  const size_t row_bytes = dtype_bytes(format.dtype, cols);
   std::vector<std::byte> out(row_bytes * static_cast<size_t>(rows));
   pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
