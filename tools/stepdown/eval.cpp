@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "engine_args.h"
+#include "stepdown/core/atomic_file.h"
 #include "stepdown/core/error.h"
 #include "stepdown/core/log.h"
 #include "stepdown/core/sha256.h"
@@ -34,6 +35,7 @@ bool uses_judge(const std::vector<eval::SuiteItem>& items) {
 }
 
 int run_eval(EvalArgs& args) {
+  check_output_is_not_input(args.suite, args.output, "suite");
   // The judge shares the candidate's local settings (threads, weights, batch).
   args.judge.threads = args.candidate.threads;
   args.judge.weights = args.candidate.weights;

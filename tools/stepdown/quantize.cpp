@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "command.h"
+#include "stepdown/core/atomic_file.h"
 #include "stepdown/quant/quantize_model.h"
 
 namespace stepdown::cli {
@@ -23,6 +24,7 @@ struct QuantizeArgs {
 };
 
 int run_quantize(const QuantizeArgs& args) {
+  check_output_is_not_input(args.model, args.output, "model");
   quant::QuantizeOptions options;
   options.model = args.model;
   if (!args.tokenizer.empty()) options.tokenizer = args.tokenizer;

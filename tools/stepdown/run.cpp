@@ -156,7 +156,9 @@ int run(const RunOptions& options) {
       messages.push_back({"user", prompt_text});
       prompt_text = text::chat_template_for(loaded.file.metadata)->render(messages, true);
     }
-    runner.respond(loaded.tokenizer->encode(prompt_text, /*add_special=*/true));
+    // A chat template writes BOS itself when the model wants one, so only a raw prompt gets
+    // the tokenizer's special tokens (as Hugging Face's apply_chat_template does).
+    runner.respond(loaded.tokenizer->encode(prompt_text, /*add_special=*/!options.chat_template));
     return 0;
   }
 
@@ -168,7 +170,7 @@ int run(const RunOptions& options) {
     if (line.empty()) continue;
     messages.push_back({"user", line});
     const std::string rendered = chat_template->render(messages, true);
-    const std::string reply = runner.respond(loaded.tokenizer->encode(rendered, /*add_special=*/true));
+    const std::string reply = runner.respond(loaded.tokenizer->encode(rendered, /*add_special=*/false));
     messages.push_back({"assistant", reply});
   }
   return 0;

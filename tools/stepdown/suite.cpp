@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "engine_args.h"
+#include "stepdown/core/atomic_file.h"
 #include "stepdown/core/log.h"
 #include "stepdown/eval/eval_runner.h"
 #include "stepdown/eval/judge.h"
@@ -66,6 +67,7 @@ nlohmann::ordered_json summary_json(const eval::SuiteBuildResult& result, const 
 }
 
 int run_suite_build(const SuiteBuildArgs& args) {
+  check_output_is_not_input(args.traffic, args.output, "traffic file");
   eval::SuiteBuildOptions options;
   options.per_stratum = args.per_stratum;
   options.seed = args.seed;
@@ -93,6 +95,7 @@ struct SuiteGoldenArgs {
 };
 
 int run_suite_golden(const SuiteGoldenArgs& args) {
+  check_output_is_not_input(args.suite, args.output, "suite");
   // Every metric is known here, the judge included, though goldens need no judging.
   eval::MetricRegistry registry = eval::MetricRegistry::with_text_metrics();
   eval::add_code_metrics(registry);

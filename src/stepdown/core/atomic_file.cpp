@@ -11,11 +11,19 @@
 namespace stepdown {
 
 AtomicFileWriter::AtomicFileWriter(std::filesystem::path target) : target_(std::move(target)) {
+  std::error_code ec;
+  if (!target_.has_filename() || std::filesystem::is_directory(target_, ec)) {
+    raise<InvalidArgument>("output '{}' is a folder; expected a file path", target_.string());
+  }
+  const std::filesystem::path parent = target_.parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    raise<IoError>("{}: cannot create: folder {} does not exist", target_.string(), parent.string());
+  }
   std::random_device random;
   temp_ = target_;
   temp_ += fmt::format(".tmp{:08x}", random());
   file_ = std::fopen(temp_.c_str(), "wb");
-  if (file_ == nullptr) raise<IoError>("{}: cannot create: {}", temp_.string(), std::strerror(errno));
+  if (file_ == nullptr) raise<IoError>("{}: cannot create: {}", target_.string(), std::strerror(errno));
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
@@ -49,6 +57,14 @@ void AtomicFileWriter::commit() {
   if (ec) {
     std::filesystem::remove(temp_, ec);
     raise<IoError>("{}: cannot rename into place: {}", target_.string(), ec.message());
+  }
+}
+
+void check_output_is_not_input(const std::filesystem::path& input, const std::filesystem::path& output,
+                               std::string_view input_role) {
+  std::error_code ec;
+  if (std::filesystem::exists(output, ec) && std::filesystem::equivalent(input, output, ec)) {
+    raise<InvalidArgument>("output {} is the {} being read; write to another path", output.string(), input_role);
   }
 }
 

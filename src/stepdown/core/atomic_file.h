@@ -33,4 +33,9 @@ class AtomicFileWriter {
 // Writes `text` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view text);
 
+// Throws InvalidArgument when `output` names the same file as `input`, so a command never
+// replaces the file it reads. `input_role` names the input in the message ("model", "suite").
+void check_output_is_not_input(const std::filesystem::path& input, const std::filesystem::path& output,
+                               std::string_view input_role);
+
 }  // namespace stepdown

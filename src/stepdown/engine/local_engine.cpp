@@ -102,8 +102,10 @@ int64_t LocalEngine::context() const { return std::min(options_.context, weights
 
 std::vector<text::TokenId> LocalEngine::prompt_tokens(const GenerationRequest& request) const {
   if (request.messages.empty()) return tokenizer_->encode(request.prompt, /*add_special=*/true);
+  // The chat template writes BOS itself when the model wants one, so the rendered text is
+  // encoded without adding special tokens (as Hugging Face's apply_chat_template does).
   const std::string rendered = text::chat_template_for(file_.metadata)->render(request.messages, true);
-  return tokenizer_->encode(rendered, /*add_special=*/true);
+  return tokenizer_->encode(rendered, /*add_special=*/false);
 }
 
 GenerationResult LocalEngine::generate(const GenerationRequest& request) {
@@ -179,7 +181,15 @@ void LocalEngine::run_batch(const std::vector<GenerationRequest>& requests, size
         s->finish("stop", start);
         continue;
       }
-      if (s->result.completion_tokens >= s->request->max_tokens || s->cache.length() >= s->cache.capacity()) {
+      if (s->result.completion_tokens >= s->request->max_tokens) {
+        s->finish("length", start);
+        continue;
+      }
+      if (s->cache.length() >= s->cache.capacity()) {
+        // A full context cuts the answer short of max_tokens, which a metric would score
+        // as a worse answer, so it is said on stderr as well as in finish_reason.
+        spdlog::warn("request '{}': the context of {} tokens filled after {} of {} generated tokens; raise --ctx",
+                     s->request->id, s->cache.capacity(), s->result.completion_tokens, s->request->max_tokens);
         s->finish("length", start);
         continue;
       }

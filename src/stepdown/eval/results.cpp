@@ -150,7 +150,12 @@ ItemResult parse_item(const Reader& reader, const json& value, const std::string
   const std::string scores_path = Reader::join(path, "scores");
   const json& scores = reader.typed(value, path, "scores", json::value_t::object, "an object");
   for (const auto& [metric, score] : scores.items()) {
-    item.scores[metric] = reader.number(score, Reader::join(scores_path, metric));
+    const std::string score_path = Reader::join(scores_path, metric);
+    const double number = reader.number(score, score_path);
+    // Every metric scores in [0, 1]; a value outside could move a stratum's mean past the
+    // gate's tolerance.
+    if (number < 0.0 || number > 1.0) reader.fail(score_path, fmt::format("expected a score in [0, 1], found {}", number));
+    item.scores[metric] = number;
   }
   item.prompt_tokens = reader.count(value, path, "prompt_tokens");
   item.output_tokens = reader.count(value, path, "output_tokens");
