@@ -81,6 +81,7 @@ const bool registered = register_command("bench", [](CLI::App& app, int& exit_co
   cmd->add_option("--warmup", options->latency.warmup, "Untimed repetitions before the timed ones")
       ->capture_default_str();
   cmd->add_option("--threads", options->latency.threads, "Worker threads; 0 uses every hardware thread")
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--seed", options->latency.seed, "Seed of the synthetic prompt ids")->capture_default_str();
   cmd->add_flag("--no-bandwidth", options->no_bandwidth, "Skip the read-bandwidth probe (efficiency is then 0)");

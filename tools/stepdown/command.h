@@ -19,6 +19,19 @@ struct CommandEntry {
 
 std::vector<CommandEntry>& command_registry();
 
+// Accepts integers >= 0 with a short message; CLI::NonNegativeNumber prints the range up
+// to the largest double.
+inline const CLI::Validator kNonNegativeInteger(
+    [](std::string& value) -> std::string {
+      try {
+        size_t used = 0;
+        if (std::stoll(value, &used) >= 0 && used == value.size()) return {};
+      } catch (const std::exception&) {
+      }
+      return "expected an integer >= 0, found " + value;
+    },
+    "INT>=0");
+
 // Adds a subcommand; call from a namespace-scope initializer in the command's file.
 bool register_command(std::string name, CommandSetup setup);
 

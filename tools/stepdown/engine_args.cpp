@@ -1,5 +1,7 @@
 #include "engine_args.h"
 
+#include "command.h"
+
 #include "stepdown/core/error.h"
 #include "stepdown/engine/local_engine.h"
 #include "stepdown/engine/openai_engine.h"
@@ -17,7 +19,9 @@ void add_engine_options(CLI::App& cmd, EngineArgs& args, const std::string& pref
   cmd.add_option("--" + prefix + "tokenizer", args.tokenizer,
                  "Tokenizer file for a --" + prefix + "model format that carries none");
   if (!prefix.empty()) return;
-  cmd.add_option("--threads", args.threads, "Worker threads of local models; 0 uses every core")->capture_default_str();
+  cmd.add_option("--threads", args.threads, "Worker threads of local models; 0 uses every core")
+      ->check(kNonNegativeInteger)
+      ->capture_default_str();
   cmd.add_option("--weights", args.weights, "Weights of local models in memory: native, f32 or bf16")
       ->capture_default_str();
   cmd.add_option("--batch", args.batch, "Sequences a local model decodes together")

@@ -111,9 +111,12 @@ const bool registered = register_command("ppl", [](CLI::App& app, int& exit_code
       ->capture_default_str();
   cmd->add_option("--base", args->base, "Reference model: report KL(base || model) per scored token");
   cmd->add_option("--batch", args->batch, "Tokens per forward call within a chunk; 0 is the whole chunk")
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer file for formats that carry none");
-  cmd->add_option("--threads", args->threads, "Worker threads; 0 uses every core")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Worker threads; 0 uses every core")
+      ->check(kNonNegativeInteger)
+      ->capture_default_str();
   cmd->add_option("--weights", args->weights, "Weights in memory: native, f32 or bf16")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print the results as JSON");
   cmd->callback([args, &exit_code] { exit_code = run_ppl(*args); });

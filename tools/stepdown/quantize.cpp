@@ -59,7 +59,7 @@ const bool registered = register_command("quantize", [](CLI::App& app, int& exit
   cmd->add_option("--override", args->overrides,
                   "PATTERN=TYPE: give tensors whose name matches the glob or regex PATTERN the type TYPE; "
                   "repeatable, the last match wins");
-  cmd->add_option("--threads", args->threads, "Threads (0: all cores)");
+  cmd->add_option("--threads", args->threads, "Worker threads; 0 uses every core")->check(kNonNegativeInteger);
   cmd->add_flag("--json", args->json, "Print the manifest as JSON on stdout");
   cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 });

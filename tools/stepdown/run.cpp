@@ -188,7 +188,9 @@ const bool registered = register_command("run", [](CLI::App& app, int& exit_code
   cmd->add_flag("--chat-template", options->chat_template,
                 "With --prompt: apply the model's chat template to the prompt as one user message");
   cmd->add_option("--system", options->system, "System message for the chat template");
-  cmd->add_option("-n,--max-tokens", options->max_tokens, "Tokens to generate")->capture_default_str();
+  cmd->add_option("-n,--max-tokens", options->max_tokens, "Tokens to generate")
+      ->check(kNonNegativeInteger)
+      ->capture_default_str();
   cmd->add_option("--temp", options->sampling.temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
   cmd->add_option("--top-k", options->sampling.top_k, "Keep the k most likely tokens; <= 0 disables, 1 is greedy")
       ->capture_default_str();
@@ -202,7 +204,9 @@ const bool registered = register_command("run", [](CLI::App& app, int& exit_code
       ->capture_default_str();
   cmd->add_option("--seed", options->sampling.seed, "Seed of the sampler; the same seed repeats a run")
       ->capture_default_str();
-  cmd->add_option("--threads", options->threads, "Worker threads; 0 uses every core")->capture_default_str();
+  cmd->add_option("--threads", options->threads, "Worker threads; 0 uses every core")
+      ->check(kNonNegativeInteger)
+      ->capture_default_str();
   cmd->add_option("--ctx", options->context, "KV cache size in tokens, capped at the model's context length")
       ->capture_default_str();
   cmd->add_option("--weights", options->weights,
