@@ -2,13 +2,77 @@
 
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 #include <random>
 
 #include "stepdown/core/error.h"
 
 namespace stepdown {
+
+namespace {
+
+// Temporary files still being written, so that SIGINT, SIGTERM or SIGHUP can remove them,
+// because destructors do not run when a signal kills the process. This is process-wide state
+// because a signal handler has no other way to reach it. The handler only reads the slots
+// and calls unlink(), both async-signal-safe.
+struct TempSlot {
+  std::atomic<bool> taken{false};
+  std::atomic<bool> ready{false};
+  char path[4096] = {};
+};
+std::array<TempSlot, 16> g_temp_slots;
+
+extern "C" void remove_temp_files_and_reraise(int signal_number) {
+  for (TempSlot& slot : g_temp_slots) {
+    if (slot.ready.load(std::memory_order_acquire)) ::unlink(slot.path);
+  }
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
+void install_signal_cleanup() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction action {};
+      struct sigaction previous {};
+      ::sigaction(signal_number, nullptr, &previous);
+      if (previous.sa_handler == SIG_IGN) continue;  // keep nohup's choice
+      action.sa_handler = remove_temp_files_and_reraise;
+      sigemptyset(&action.sa_mask);
+      ::sigaction(signal_number, &action, nullptr);
+    }
+  });
+}
+
+// Returns the slot index holding `path`, or -1 when every slot is in use (the file is then
+// only removed by the destructor).
+int register_temp_file(const std::filesystem::path& path) {
+  const std::string text = path.string();
+  if (text.size() >= sizeof(TempSlot::path)) return -1;
+  for (size_t i = 0; i < g_temp_slots.size(); ++i) {
+    bool expected = false;
+    if (g_temp_slots[i].taken.compare_exchange_strong(expected, true)) {
+      std::memcpy(g_temp_slots[i].path, text.c_str(), text.size() + 1);
+      g_temp_slots[i].ready.store(true, std::memory_order_release);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+void unregister_temp_file(int slot) {
+  if (slot < 0) return;
+  g_temp_slots[static_cast<size_t>(slot)].ready.store(false, std::memory_order_release);
+  g_temp_slots[static_cast<size_t>(slot)].taken.store(false, std::memory_order_release);
+}
+
+}  // namespace
 
 AtomicFileWriter::AtomicFileWriter(std::filesystem::path target) : target_(std::move(target)) {
   std::error_code ec;
@@ -22,11 +86,14 @@ AtomicFileWriter::AtomicFileWriter(std::filesystem::path target) : target_(std::
   std::random_device random;
   temp_ = target_;
   temp_ += fmt::format(".tmp{:08x}", random());
+  install_signal_cleanup();
   file_ = std::fopen(temp_.c_str(), "wb");
   if (file_ == nullptr) raise<IoError>("{}: cannot create: {}", target_.string(), std::strerror(errno));
+  temp_slot_ = register_temp_file(temp_);
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
+  unregister_temp_file(temp_slot_);
   if (file_ != nullptr) {
     std::fclose(file_);
     std::error_code ignored;
@@ -58,6 +125,8 @@ void AtomicFileWriter::commit() {
     std::filesystem::remove(temp_, ec);
     raise<IoError>("{}: cannot rename into place: {}", target_.string(), ec.message());
   }
+  unregister_temp_file(temp_slot_);
+  temp_slot_ = -1;
 }
 
 void check_output_is_not_input(const std::filesystem::path& input, const std::filesystem::path& output,

@@ -1,7 +1,8 @@
 #pragma once
 // Writes a file under a temporary name in the same folder and renames it into place on
 // commit(), so a reader never sees a half-written file. Destroying the writer without
-// commit() removes the temporary file.
+// commit() removes the temporary file, and so does SIGINT, SIGTERM or SIGHUP while it is
+// open (for up to 16 writers open at once).
 #include <cstdio>
 #include <filesystem>
 #include <span>
@@ -28,6 +29,7 @@ class AtomicFileWriter {
   std::filesystem::path temp_;
   std::FILE* file_ = nullptr;
   uint64_t offset_ = 0;
+  int temp_slot_ = -1;  // entry in the signal handler's list of temporary files
 };
 
 // Writes `text` to `path` atomically.
