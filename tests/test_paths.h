@@ -17,6 +17,16 @@ std::filesystem::path cli_path();
 // Path of a fetched model, or empty when scripts/fetch-models has not run.
 std::filesystem::path fetched_model(const std::string& file_name);
 
+struct CliResult {
+  int exit_code = -1;  // -1 when the CLI did not exit normally
+  std::string out;
+  std::string err;
+};
+
+// Runs the stepdown CLI with `args` (shell-quoted by the caller) and captures stdout,
+// stderr and the exit code.
+CliResult run_cli(const std::string& args);
+
 }  // namespace stepdown::test
 
 // Skips the current test, saying which fetched model is missing and how to get it.

@@ -1,14 +1,7 @@
 // stepdown bench end to end on stories260K: JSON on stdout, a table without --json, and a
 // one-line error for a bad option value.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -17,35 +10,14 @@
 
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using CommandResult = stepdown::test::CliResult;
 
 // Runs `stepdown bench` on stories260K with tiny sizes and `args`, capturing stdout and stderr.
 CommandResult bench_stories(const std::string& args) {
   const std::filesystem::path dir = stepdown::test::shared_dir() / "models" / "stories260K";
-  const std::filesystem::path err_path =
-      std::filesystem::temp_directory_path() / ("stepdown_bench_test_" + std::to_string(::getpid()) + ".err");
-  const std::string command = stepdown::test::cli_path().string() + " bench " + (dir / "stories260K.bin").string() +
-                              " --tokenizer " + (dir / "tok512.bin").string() +
-                              " -p 6 -n 4 -r 2 --warmup 1 --threads 2 --no-bandwidth " + args + " 2>" +
-                              err_path.string();
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  std::stringstream text;
-  text << err.rdbuf();
-  result.err = text.str();
-  std::filesystem::remove(err_path);
-  return result;
+  return stepdown::test::run_cli("bench " + (dir / "stories260K.bin").string() + " --tokenizer " +
+                                 (dir / "tok512.bin").string() +
+                                 " -p 6 -n 4 -r 2 --warmup 1 --threads 2 --no-bandwidth " + args);
 }
 
 TEST(BenchCommand, JsonReport) {

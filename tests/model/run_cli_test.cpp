@@ -1,14 +1,7 @@
 // stepdown run end to end on stories260K: the CLI's stdout and stderr.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "test_paths.h"
@@ -17,34 +10,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using CommandResult = stepdown::test::CliResult;
 
 // Runs `stepdown run` on stories260K with `args`, capturing stdout and stderr.
 CommandResult run_stories(const std::string& args) {
   const std::filesystem::path dir = stepdown::test::shared_dir() / "models" / "stories260K";
-  const std::filesystem::path err_path =
-      std::filesystem::temp_directory_path() / ("stepdown_run_test_" + std::to_string(::getpid()) + ".err");
-  const std::string command = stepdown::test::cli_path().string() + " run " + (dir / "stories260K.bin").string() +
-                              " --tokenizer " + (dir / "tok512.bin").string() + " --threads 2 " + args + " 2>" +
-                              err_path.string();
-  CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  std::stringstream text;
-  text << err.rdbuf();
-  result.err = text.str();
-  std::filesystem::remove(err_path);
-  return result;
+  return stepdown::test::run_cli("run " + (dir / "stories260K.bin").string() + " --tokenizer " +
+                                 (dir / "tok512.bin").string() + " --threads 2 " + args);
 }
 
 TEST(RunCommand, GreedyStreamsKnownText) {

@@ -218,7 +218,7 @@ std::vector<SuiteItem> read_suite(const std::filesystem::path& path, const Metri
 
   std::vector<SuiteItem> items;
   std::unordered_map<std::string, size_t> id_lines;
-  std::unordered_map<std::string, std::unique_ptr<Metric>> metrics;
+  MetricCache metrics;
   std::string line;
   size_t line_number = 0;
   while (std::getline(in, line)) {
@@ -242,20 +242,25 @@ std::vector<SuiteItem> read_suite(const std::filesystem::path& path, const Metri
     auto [it, inserted] = id_lines.try_emplace(item.id, line_number);
     if (!inserted) raise<FormatError>("{}: field 'id': duplicate id '{}', first used on line {}", where, item.id, it->second);
 
-    for (const std::string& name : item.metrics) {
-      try {
-        auto metric = metrics.find(name);
-        if (metric == metrics.end()) metric = metrics.emplace(name, registry.create(name)).first;
-        metric->second->check_item(item);
-      } catch (const InvalidArgument& e) {
-        if (!registry.contains(name)) raise<FormatError>("{}: field 'metric': {}", where, e.what());
-        raise<FormatError>("{}: metric {}: {}", where, name, e.what());
-      }
-    }
+    check_item_metrics(item, registry, metrics, where);
     items.push_back(std::move(item));
   }
   if (in.bad()) raise<IoError>("reading suite {} failed at line {}", path.string(), line_number + 1);
   return items;
+}
+
+void check_item_metrics(const SuiteItem& item, const MetricRegistry& registry, MetricCache& metrics,
+                        std::string_view where) {
+  for (const std::string& name : item.metrics) {
+    try {
+      auto metric = metrics.find(name);
+      if (metric == metrics.end()) metric = metrics.emplace(name, registry.create(name)).first;
+      metric->second->check_item(item);
+    } catch (const InvalidArgument& e) {
+      if (!registry.contains(name)) raise<FormatError>("{}: field 'metric': {}", where, e.what());
+      raise<FormatError>("{}: metric {}: {}", where, name, e.what());
+    }
+  }
 }
 
 nlohmann::ordered_json suite_item_to_json(const SuiteItem& item) {

@@ -4,16 +4,23 @@
 // output, an optional reference answer, and the arguments those metrics read.
 // docs/suite-format.md describes every field with an example.
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace stepdown::eval {
 
+class Metric;
 class MetricRegistry;
+
+// One Metric per name, created on first use while a file is checked.
+using MetricCache = std::unordered_map<std::string, std::unique_ptr<Metric>>;
 
 struct ChatMessage {
   std::string role;  // system, user or assistant
@@ -65,6 +72,11 @@ SuiteItem parse_suite_item(const nlohmann::json& value, ItemSchema schema = Item
 // the item's arguments, and ids must be unique; otherwise throws FormatError as
 // "PATH:LINE: field 'NAME': ...". Blank lines are skipped.
 std::vector<SuiteItem> read_suite(const std::filesystem::path& path, const MetricRegistry& registry);
+
+// Checks that every metric of `item` is in `registry` and accepts the item's arguments.
+// Throws FormatError prefixed with `where` ("PATH:LINE").
+void check_item_metrics(const SuiteItem& item, const MetricRegistry& registry, MetricCache& metrics,
+                        std::string_view where);
 
 // Serialises an item with its fields in the documented order; absent fields are omitted.
 nlohmann::ordered_json suite_item_to_json(const SuiteItem& item);

@@ -88,7 +88,7 @@ std::vector<TrafficRequest> read_traffic(const std::filesystem::path& path, cons
   if (!in) raise<IoError>("failed to open traffic file {}: {}", path.string(), std::strerror(errno));
 
   std::vector<TrafficRequest> requests;
-  std::unordered_map<std::string, std::unique_ptr<Metric>> metrics;
+  MetricCache metrics;
   std::string line;
   size_t line_number = 0;
   while (std::getline(in, line)) {
@@ -139,16 +139,7 @@ std::vector<TrafficRequest> read_traffic(const std::filesystem::path& path, cons
     }
     if (item.max_tokens == 0) item.max_tokens = options.default_max_tokens;
 
-    for (const std::string& name : item.metrics) {
-      try {
-        auto metric = metrics.find(name);
-        if (metric == metrics.end()) metric = metrics.emplace(name, registry.create(name)).first;
-        metric->second->check_item(item);
-      } catch (const InvalidArgument& e) {
-        if (!registry.contains(name)) raise<FormatError>("{}: field 'metric': {}", where, e.what());
-        raise<FormatError>("{}: metric {}: {}", where, name, e.what());
-      }
-    }
+    check_item_metrics(item, registry, metrics, where);
     requests.push_back(std::move(request));
   }
   if (in.bad()) raise<IoError>("reading traffic file {} failed at line {}", path.string(), line_number + 1);
