@@ -93,7 +93,8 @@ TEST_P(RtnIntTest, ErrorWithinHalfStepAndRmseBound) {
     // smallest that covers the group: range / levels, up to f16 rounding of the scale.
     const kernels::GroupLayout layout = kernels::group_layout(dtype);
     const int64_t span = layout.group == 0 ? cols : layout.group;
-    const double levels = layout.bits == 4 ? (layout.has_min ? 15.0 : 7.0) : 127.0;
+    double levels = 127.0;  // int8: codes -127..127
+    if (layout.bits == 4) levels = layout.has_min ? 15.0 : 7.0;
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t g = 0; g < cols; g += span) {
         double lo = 0.0, hi = 0.0, absmax = 0.0;

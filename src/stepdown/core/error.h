@@ -1,5 +1,5 @@
 #pragma once
-// Typed errors thrown at library boundaries. Each message is one or two lines that say
+// Typed errors thrown at library boundaries. Each message is one or two lines that state
 // what failed, where (file, offset, tensor, field), what was expected, what was found,
 // and what to do. The CLI prints the message and exits non-zero.
 #include <stdexcept>
@@ -32,7 +32,7 @@ class InvalidArgument : public Error {
   using Error::Error;
 };
 
-// The input is valid but asks for something not implemented (an unknown tensor type id).
+// The input is valid but requests something not implemented (an unknown tensor type id).
 class Unsupported : public Error {
  public:
   using Error::Error;

@@ -187,7 +187,7 @@ void LocalEngine::run_batch(const std::vector<GenerationRequest>& requests, size
       }
       if (s->cache.length() >= s->cache.capacity()) {
         // A full context cuts the answer short of max_tokens, which a metric would score
-        // as a worse answer, so it is said on stderr as well as in finish_reason.
+        // as a worse answer, so it is logged on stderr as well as given in finish_reason.
         spdlog::warn("request '{}': the context of {} tokens filled after {} of {} generated tokens; raise --ctx",
                      s->request->id, s->cache.capacity(), s->result.completion_tokens, s->request->max_tokens);
         s->finish("length", start);

@@ -27,10 +27,11 @@ struct ChatMessage {
   std::string content;
 };
 
-// Who wrote the reference: the baseline model's output (golden) or a person (human).
+// Author of the reference: the baseline model's output (golden) or a person (human).
 enum class ReferenceSource { kNone, kGolden, kHuman };
 
-// How the `regex` metric applies `pattern`: to the whole trimmed prediction, or anywhere.
+// Match mode of the `regex` metric: `pattern` matches the whole trimmed prediction, or
+// anywhere in it.
 enum class PatternMode { kFull, kSearch };
 
 struct SuiteItem {
@@ -59,7 +60,7 @@ struct SuiteItem {
   std::string prompt_text() const;
 };
 
-// Which fields a line must have. A suite needs every required field and allows no other.
+// Fields a line must have. A suite needs every required field and allows no other.
 // A traffic log needs only the request; a scored pair (`stepdown score`) needs not even
 // that. Both ignore fields outside the suite format.
 enum class ItemSchema { kSuite, kTraffic, kScoredPair };

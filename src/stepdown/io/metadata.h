@@ -33,7 +33,7 @@ enum class MetaType : uint32_t {
 std::string_view meta_type_name(MetaType type);
 
 struct MetaValue;
-// An array keeps its element type so an empty array still says what it holds.
+// An array keeps its element type, so an empty array still records what it would contain.
 struct MetaArray {
   MetaType element_type = MetaType::UINT8;
   std::vector<MetaValue> values;

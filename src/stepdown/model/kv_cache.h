@@ -31,13 +31,17 @@ class KVCache {
 
  private:
   float* at(std::vector<float>& buffer, int64_t layer, int64_t position) {
-    assert(layer >= 0 && layer < n_layers_);
-    assert(position >= 0 && position < capacity_);
+    assert(layer >= 0);
+    assert(layer < n_layers_);
+    assert(position >= 0);
+    assert(position < capacity_);
     return buffer.data() + (layer * capacity_ + position) * kv_dim_;
   }
   const float* at(const std::vector<float>& buffer, int64_t layer, int64_t position) const {
-    assert(layer >= 0 && layer < n_layers_);
-    assert(position >= 0 && position < capacity_);
+    assert(layer >= 0);
+    assert(layer < n_layers_);
+    assert(position >= 0);
+    assert(position < capacity_);
     return buffer.data() + (layer * capacity_ + position) * kv_dim_;
   }
 
