@@ -1,6 +1,7 @@
 // stepdown quantize MODEL --scheme SCHEME -o OUT [--tokenizer FILE] [--override PATTERN=TYPE ...]
-// [--threads N] [--json]: writes OUT as GGUF and OUT.manifest.json beside it.
+// [--threads N] [--json] [--method M --calib FILE ...]: writes OUT as GGUF and OUT.manifest.json beside it.
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 
 #include "command.h"
 #include "stepdown/core/atomic_file.h"
+#include "stepdown/core/error.h"
 #include "stepdown/quant/quantize_model.h"
 
 namespace stepdown::cli {
@@ -21,7 +23,26 @@ struct QuantizeArgs {
   std::vector<std::string> overrides;
   int threads = 0;
   bool json = false;
+  std::string method = "rtn";
+  std::vector<std::string> method_params;
+  std::string calibration;
+  int64_t calib_samples = 128;
+  int64_t calib_seq_len = 512;
+  uint64_t seed = 0;
 };
+
+// KEY=VALUE from --method-param; the method itself checks the keys it knows.
+std::map<std::string, std::string> parse_method_params(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> params;
+  for (const std::string& item : items) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw InvalidArgument("--method-param expects KEY=VALUE, got '" + item + "'");
+    }
+    params[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return params;
+}
 
 int run_quantize(const QuantizeArgs& args) {
   check_output_is_not_input(args.model, args.output, "model");
@@ -32,6 +53,12 @@ int run_quantize(const QuantizeArgs& args) {
   options.overrides = args.overrides;
   options.output = args.output;
   options.threads = args.threads;
+  options.method = args.method;
+  options.method_params = parse_method_params(args.method_params);
+  if (!args.calibration.empty()) options.calibration = args.calibration;
+  options.calib_samples = args.calib_samples;
+  options.calib_seq_len = args.calib_seq_len;
+  options.seed = args.seed;
   const quant::QuantizeResult result = quant::quantize_model(options);
   if (args.json) {
     const std::string text = result.manifest_json.dump(2);
@@ -61,6 +88,13 @@ const bool registered = register_command("quantize", [](CLI::App& app, int& exit
                   "repeatable, the last match wins");
   cmd->add_option("--threads", args->threads, "Worker threads; 0 uses every core")->check(kNonNegativeInteger);
   cmd->add_flag("--json", args->json, "Print the manifest as JSON on stdout");
+  cmd->add_option("--method", args->method, "rtn (default) or a calibrated method; see docs/quantize.md");
+  cmd->add_option("--method-param", args->method_params, "KEY=VALUE for the method (repeatable)");
+  cmd->add_option("--calib", args->calibration, "Calibration data: traffic JSONL (prompt or messages) or plain text");
+  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-seq-len", args->calib_seq_len, "Tokens per calibration sequence")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", args->seed, "Seed for calibration sampling");
   cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 });
 

@@ -14,6 +14,7 @@
 #include "stepdown/kernels/matmul.h"
 #include "stepdown/quant/hf_vocab.h"
 #include "stepdown/quant/llama2c_vocab.h"
+#include "stepdown/quant/method.h"
 #include "stepdown/quant/quantize_tensor.h"
 #include "stepdown/core/sha256.h"
 
@@ -50,6 +51,24 @@ std::vector<float> neox_to_interleaved(const std::vector<float>& w, int64_t rows
       for (int64_t t = 0; t < 2; ++t) {
         const float* src = w.data() + (h * head_dim + t * half + i) * cols;
         std::copy(src, src + cols, out.data() + (h * head_dim + 2 * i + t) * cols);
+      }
+    }
+  }
+  return out;
+}
+
+// Rows of a row-major byte matrix (rows, row_bytes) in the order neox_to_interleaved
+// gives f32 rows, for method outputs that arrive already packed.
+std::vector<std::byte> neox_to_interleaved_rows(const std::vector<std::byte>& bytes, int64_t rows, int64_t n_heads) {
+  const int64_t row_bytes = static_cast<int64_t>(bytes.size()) / rows;
+  const int64_t head_dim = rows / n_heads;
+  const int64_t half = head_dim / 2;
+  std::vector<std::byte> out(bytes.size());
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t i = 0; i < half; ++i) {
+      for (int64_t t = 0; t < 2; ++t) {
+        const std::byte* src = bytes.data() + (h * head_dim + t * half + i) * row_bytes;
+        std::copy(src, src + row_bytes, out.data() + (h * head_dim + 2 * i + t) * row_bytes);
       }
     }
   }
@@ -111,13 +130,39 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
   io::OpenOptions open_options;
   open_options.tokenizer_path = options.tokenizer;
   const io::ModelFile model = io::open_model_file(options.model, open_options);
-  const std::vector<TensorPlan> plans = plan_tensors(model.tensors, *scheme, overrides);
+  std::vector<TensorPlan> plans = plan_tensors(model.tensors, *scheme, overrides);
+
+  const QuantMethod* method = nullptr;
+  if (options.method != "rtn") {
+    method = find_quant_method(options.method);
+    if (method == nullptr) {
+      std::string known;
+      for (const std::string& n : quant_method_names()) known += (known.empty() ? "" : ", ") + n;
+      raise<InvalidArgument>("--method '{}' is unknown (known: {})", options.method, known);
+    }
+  } else if (!options.method_params.empty()) {
+    raise<InvalidArgument>("--method-param is given but --method is rtn, which takes no parameters");
+  }
 
   const std::string arch = model.metadata.get_string("general.architecture").value_or("");
   const bool permute_rope = arch == "llama" && model.metadata.get_string(io::kRopeLayoutKey).value_or("") == "neox";
   const int64_t n_heads = permute_rope ? model.metadata.require_int("llama.attention.head_count") : 0;
   const int64_t n_kv_heads =
       permute_rope ? model.metadata.get_int("llama.attention.head_count_kv").value_or(n_heads) : 0;
+
+  ThreadPool pool(options.threads);
+  MethodOutput prepared;
+  if (method != nullptr) {
+    spdlog::info("{}: running method '{}'", options.model.string(), method->name);
+    prepared = method->run(MethodContext{model, plans, options, pool});
+    for (size_t i = 0; i < plans.size(); ++i) {
+      const auto it = prepared.tensors.find(model.tensors[i].name);
+      if (it != prepared.tensors.end() && it->second.format != nullptr) {
+        plans[i].format = it->second.format;
+        plans[i].note = "method " + method->name;
+      }
+    }
+  }
 
   QuantizeResult result;
   result.output = options.output;
@@ -137,16 +182,32 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
     result.tensor_bytes += result.tensors.back().bytes;
   }
 
-  ThreadPool pool(options.threads);
   Progress progress("quantize", static_cast<int64_t>(plans.size()));
   const io::Metadata metadata = output_metadata(model, *scheme);
   io::write_gguf(options.output, metadata, infos, [&](size_t index) {
     const TensorView& t = model.tensors[index];
-    std::vector<float> values = dequantize_tensor(t);
-    if (permute_rope && t.shape.size() == 2 && (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight"))) {
-      const int64_t heads = t.name.ends_with(".attn_q.weight") ? n_heads : n_kv_heads;
-      values = neox_to_interleaved(values, t.rows(), t.cols(), heads);
+    const bool permute = permute_rope && t.shape.size() == 2 &&
+                         (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight"));
+    const int64_t heads = t.name.ends_with(".attn_q.weight") ? n_heads : n_kv_heads;
+    const auto method_tensor = prepared.tensors.find(t.name);
+    if (method_tensor != prepared.tensors.end() && method_tensor->second.bytes) {
+      const uint64_t expected = dtype_bytes(plans[index].format->dtype, t.numel());
+      if (method_tensor->second.bytes->size() != expected) {
+        raise<InvalidArgument>("method '{}' gave {} bytes for {} but {} {} needs {}", options.method,
+                               method_tensor->second.bytes->size(), t.name, plans[index].format->name,
+                               shape_string(t.shape), expected);
+      }
+      progress.update(static_cast<int64_t>(index) + 1, t.name);
+      return permute ? neox_to_interleaved_rows(*method_tensor->second.bytes, t.rows(), heads)
+                     : *method_tensor->second.bytes;
     }
+    std::vector<float> values =
+        method_tensor != prepared.tensors.end() ? method_tensor->second.values : dequantize_tensor(t);
+    if (static_cast<int64_t>(values.size()) != t.numel()) {
+      raise<InvalidArgument>("method '{}' gave {} values for {} {}, expected {}", options.method, values.size(),
+                             t.name, shape_string(t.shape), t.numel());
+    }
+    if (permute) values = neox_to_interleaved(values, t.rows(), t.cols(), heads);
     std::vector<std::byte> bytes = quantize_tensor(t.name, *plans[index].format, values, t.rows(), t.cols(), pool);
     progress.update(static_cast<int64_t>(index) + 1, t.name);
     return bytes;
@@ -168,7 +229,7 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
                   {"format", std::string(io::model_format_name(model.format))}}},
       {"output", {{"path", options.output.filename().string()}, {"format", "gguf"},
                   {"sha256", sha256_path(options.output)}}},
-      {"method", "rtn"},
+      {"method", method != nullptr ? method->name : std::string("rtn")},
       {"scheme", scheme->name},
       {"overrides", options.overrides},
       {"params", result.params},
@@ -177,6 +238,7 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
       {"tensors", std::move(tensors)},
   };
   if (options.tokenizer) result.manifest_json["tokenizer"] = options.tokenizer->string();
+  if (method != nullptr) result.manifest_json["method_details"] = prepared.manifest;
   write_file_atomic(result.manifest, result.manifest_json.dump(2) + "\n");
   return result;
 }

@@ -2,6 +2,7 @@
 // Quantizes a whole model file into a GGUF that llama.cpp loads, plus
 // "<output>.manifest.json" beside it. Source weights of any stored type are dequantized to f32 first.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,14 @@ struct QuantizeOptions {
   std::vector<std::string> overrides;  // PATTERN=TYPE
   std::filesystem::path output;
   int threads = 0;  // 0: all cores
+
+  // Calibrated methods (see method.h); "rtn" needs none of the fields below.
+  std::string method = "rtn";
+  std::map<std::string, std::string> method_params;  // --method-param KEY=VALUE
+  std::optional<std::filesystem::path> calibration;  // traffic JSONL or plain text
+  int64_t calib_samples = 128;
+  int64_t calib_seq_len = 512;
+  uint64_t seed = 0;
 };
 
 struct TensorRecord {

@@ -1,0 +1,11 @@
+#include "stepdown/quant/builtin_methods.h"
+
+namespace stepdown::quant {
+
+std::vector<QuantMethod> builtin_quant_methods() {
+  std::vector<QuantMethod> methods;
+  // One push_back per calibrated method, in the order `--help` lists them.
+  return methods;
+}
+
+}  // namespace stepdown::quant
