@@ -1,0 +1,28 @@
+#pragma once
+// Peak compute of this host per precision as stepdown's kernels reach it: matrix-vector
+// products over a weight matrix small enough to stay in cache, so memory bandwidth does
+// not limit them. This is the compute ceiling of a decode step here, which is what the
+// latency model needs; it is below the ALUs' nominal peak because each weight block is
+// decoded before its multiply-adds.
+#include <map>
+#include <string>
+
+namespace stepdown::bench {
+
+struct ComputeProbeOptions {
+  int threads = 0;        // 0 uses every hardware thread
+  int64_t rows = 256;     // W (rows, cols); 256 x 1024 f32 is 1 MiB, smaller in every other format
+  int64_t cols = 1024;
+  int products = 64;      // matrix-vector products per timed run
+  int runs = 5;           // timed runs; the fastest counts, as slower ones lose time to other processes
+};
+
+// The weight format each precision key is measured with: f32 -> f32, f16 -> f16,
+// bf16 -> bf16, int8 -> q8_0, int4 -> q4_0. fp8 has no fast path here and is left out.
+const std::map<std::string, std::string>& probe_formats();
+
+// TFLOPS (2 x rows x cols flops per product) per precision key of probe_formats().
+// Throws InvalidArgument when a count is not positive or cols is not a multiple of 32.
+std::map<std::string, double> measure_host_compute(const ComputeProbeOptions& options = {});
+
+}  // namespace stepdown::bench
