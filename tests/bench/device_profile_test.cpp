@@ -68,7 +68,7 @@ TEST(DeviceProfile, EveryBuiltinHasFiguresAndSources) {
       EXPECT_GT(tflops, 0.0) << precision;
       EXPECT_TRUE(profile.sources.count("peak_tflops." + precision)) << precision;
     }
-    // Every figure names a URL or says it is an estimate.
+    // Every figure cites a URL or is labelled an estimate.
     for (const auto& [key, source] : profile.sources) {
       const bool cited = source.find("http") != std::string::npos;
       const bool estimated = source.rfind("estimate:", 0) == 0;

@@ -2,7 +2,7 @@
 // Peak compute of this host per precision as stepdown's kernels reach it: matrix-vector
 // products over a weight matrix small enough to stay in cache, so memory bandwidth does
 // not limit them. This is the compute ceiling of a decode step here, which is what the
-// latency model needs; it is below the ALUs' nominal peak because each weight block is
+// latency model needs. It is below the ALUs' nominal peak because each weight block is
 // decoded before its multiply-adds.
 #include <map>
 #include <string>

@@ -81,6 +81,11 @@ LatencyPrediction predict_latency(const DeviceProfile& device, const ModelCost& 
   }
   LatencyPrediction prediction;
   prediction.compute_precision = require_precision(device, cost.compute_precision);
+
+  // NOTE: the efficiencies were measured with stepdown's CPU kernels on this host, and
+  // applying them to a GPU or NPU is an assumption. Tuned GPU runtimes reach a larger
+  // fraction of their bandwidth, so decode predictions for them are likely too slow, by up
+  // to the ratio of the two efficiencies (about 1.5-2x for a host efficiency of 0.5-0.7).
   const double bytes_per_second = device.read_bandwidth_gbps * 1e9 * efficiency.bandwidth;
   const double flops_per_second = peak_flops_per_second(device, prediction.compute_precision) * efficiency.compute;
 

@@ -5,8 +5,9 @@
 // Prefill (P tokens):   TTFT = max(P x prefill flops / (peak x e_compute), weight bytes / (bandwidth x e_bw))
 // Request:              e2e  = TTFT + (output_tokens - 1) x TPOT + network round trip
 //
-// The efficiencies e_bw and e_compute are fractions of the peaks that a measured run on
-// this host reached (calibrate_efficiency); they are then applied to the target's peaks.
+// The efficiencies e_bw and e_compute are the fractions of the peaks that a measured run on
+// this host reached (calibrate_efficiency). The same fractions are applied to the target's
+// peaks.
 //
 // Decode adds the two terms rather than taking their max. A CPU issues the loads and the
 // arithmetic from the same cores, and stepdown's kernels decode each weight block right
@@ -31,8 +32,8 @@ struct ModelCost {
   // Flops per prompt token in prefill (attention at the mean prompt position); 0 uses
   // flops_per_token.
   double prefill_flops_per_token = 0;
-  // Bytes the model holds in memory: all weights (embedding included) plus the KV cache at
-  // the full context; 0 uses weight_bytes_per_token.
+  // Bytes resident in memory: all weights (embedding included) plus the KV cache at the
+  // full context. 0 uses weight_bytes_per_token.
   double resident_bytes = 0;
 };
 
@@ -67,11 +68,11 @@ LatencyPrediction predict_latency(const DeviceProfile& device, const ModelCost& 
 Efficiency calibrate_efficiency(const DeviceProfile& host, const ModelCost& cost, double measured_ttft_ms,
                                 double measured_tpot_ms);
 
-// The cost of `weights` for a request of `prompt_tokens` and `output_tokens`: weight bytes
-// from the stored formats (model::ModelWeights::decode_bytes_per_token), KV cache bytes
-// averaged over the decode steps as bench::measure_latency counts them, and flops of
-// 2 x params of every multiplied matrix plus 4 x q_dim x context per block for attention
-// (scores and the weighted sum of values).
+// Counts the cost of `weights` for a request of `prompt_tokens` and `output_tokens`. Weight
+// bytes come from the stored formats (model::ModelWeights::decode_bytes_per_token), and KV
+// cache bytes are averaged over the decode steps as bench::measure_latency counts them.
+// Flops are 2 x params of every multiplied matrix plus, per block, 4 x q_dim x context for
+// attention (scores and the weighted sum of values).
 ModelCost model_cost(const model::ModelWeights& weights, int64_t prompt_tokens, int64_t output_tokens,
                      std::string compute_precision);
 

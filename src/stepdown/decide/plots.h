@@ -22,29 +22,29 @@ struct Plot {
 
 struct PlotSet {
   std::vector<Plot> plots;
-  // Why some or all plots are missing (gnuplot not found, or it failed); empty when every
-  // plot with data rendered.
+  // The reason some or all plots are missing (gnuplot not found, or it failed). Empty when
+  // every plot with data rendered.
   std::string note;
 };
 
 // The gnuplot to run: $STEPDOWN_GNUPLOT when set, else "gnuplot" looked up in PATH.
 std::filesystem::path default_gnuplot();
 
-// Draws every plot that `decision` (a stepdown.decision/1 record) has data for. Never
-// throws for a missing or failing gnuplot: it logs a warning and says why in `note`.
+// Draws every plot that `decision` (a stepdown.decision/1 record) has data for. A missing
+// or failing gnuplot throws nothing: it logs a warning and stores the reason in `note`.
 PlotSet render_plots(const nlohmann::json& decision, const std::filesystem::path& gnuplot);
 
 // The device whose latency the report and plots put first: the recommendation's device,
 // else the first of "devices", else "host".
 std::string primary_device(const nlohmann::json& decision);
 
-// TPOT p95 of a rung on `device` in ms: the measured figure when the rung was measured on
-// that device, else the predicted one; null JSON when there is neither.
+// TPOT p95 of a rung on `device` in ms. It is the measured figure when the rung was
+// measured on that device, else the predicted one, else null JSON.
 nlohmann::json rung_tpot_p95(const nlohmann::json& rung, const std::string& device);
 
-// Indices into `points` (latency, quality; lower latency and higher quality are better)
-// of the Pareto front, sorted by latency: no other point is at least as good on both and
-// better on one.
+// Indices into `points` of the Pareto front, sorted by latency. Each point is (latency,
+// quality), where lower latency and higher quality are better. A point is on the front
+// when no other point is at least as good on both and better on one.
 std::vector<size_t> pareto_front(const std::vector<std::pair<double, double>>& points);
 
 // Runs `gnuplot` with `script` on stdin. Returns an empty string on success, or why it

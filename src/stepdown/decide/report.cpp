@@ -254,13 +254,13 @@ std::string markdown_cell(const std::string& cell) {
 std::string markdown_table(const Table& table) {
   if (table.rows.empty()) return "(none)\n";
   std::string out = "|";
-  for (const std::string& h : table.headers) out += " " + markdown_cell(h) + " |";
+  for (const std::string& h : table.headers) out += fmt::format(" {} |", markdown_cell(h));
   out += "\n|";
   for (size_t i = 0; i < table.headers.size(); ++i) out += "---|";
   out += "\n";
   for (const auto& row : table.rows) {
     out += "|";
-    for (const std::string& cell : row) out += " " + markdown_cell(cell) + " |";
+    for (const std::string& cell : row) out += fmt::format(" {} |", markdown_cell(cell));
     out += "\n";
   }
   return out;
