@@ -236,7 +236,7 @@ std::string device_latency_script(const json& decision, const std::filesystem::p
     high = std::max(high, budget);
     script += fmt::format("set arrow from graph 0, first {0} to graph 1, first {0} nohead dashtype 2 linewidth 2 linecolor rgb '#c00000'\n",
                           number(budget));
-    script += fmt::format("set label 'TPOT budget {} ms' at graph 0.01, first {} left offset 0,0.6 textcolor rgb '#c00000'\n",
+    script += fmt::format("set label 'TPOT budget {} ms' at graph 0.99, first {} right offset 0,0.6 textcolor rgb '#c00000'\n",
                           number(budget), number(budget));
   }
   // Devices differ by orders of magnitude (a phone and an H200), so a wide range gets a
