@@ -174,6 +174,17 @@ TEST(Report, MissingGnuplotGivesNote) {
   EXPECT_NE(html.find("<td>int4</td>"), std::string::npos);
 }
 
+TEST(Report, RemovesStalePlots) {
+  const std::filesystem::path dir = fresh_dir("stale");
+  write_reports(load_sample(), dir);
+  ASSERT_TRUE(std::filesystem::exists(dir / "plots" / "strata.svg"));
+  ReportOptions options;
+  options.gnuplot = "/nonexistent/bin/gnuplot";
+  write_reports(load_sample(), dir, options);
+  EXPECT_FALSE(std::filesystem::exists(dir / "plots" / "strata.svg"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir / "plots"));
+}
+
 TEST(Report, ToleratesMinimalRecord) {
   const json minimal = {{"schema", "stepdown.decision/1"}, {"rungs", json::array({{{"name", "bf16"}, {"status", "error"}}})},
                         {"recommendation", {{"rung", nullptr}, {"reasons", {"no rung meets the budget"}}}}};

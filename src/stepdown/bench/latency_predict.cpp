@@ -128,6 +128,10 @@ Efficiency calibrate_efficiency(const DeviceProfile& host, const ModelCost& cost
   efficiency.compute = prefill_flops(cost) / (peak * measured_ttft_ms / 1e3);
 
   // Decode: what the compute term leaves of TPOT is the time spent reading bytes.
+  // NOTE: one bandwidth efficiency serves every weight format, but on this project's
+  // 2-thread test host stepdown's q4_0 kernel streams far fewer bytes per second than its
+  // bf16 kernel. So formats other than the calibrated one are mispredicted there: q4_0
+  // TPOT came out 59-64% below its measurement when calibrated on bf16.
   const double decode_bytes = cost.weight_bytes_per_token + cost.kv_bytes_per_token;
   const double compute_s = cost.flops_per_token / (peak * efficiency.compute);
   double memory_s = measured_tpot_ms / 1e3 - compute_s;

@@ -264,6 +264,11 @@ std::filesystem::path make_scratch_dir() {
 
 }  // namespace
 
+const std::vector<std::string>& plot_names() {
+  static const std::vector<std::string> names = {"quality_vs_latency", "strata", "device_latency"};
+  return names;
+}
+
 std::filesystem::path default_gnuplot() {
   const char* configured = std::getenv("STEPDOWN_GNUPLOT");
   return configured != nullptr && *configured != '\0' ? configured : "gnuplot";

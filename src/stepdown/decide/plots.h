@@ -27,6 +27,9 @@ struct PlotSet {
   std::string note;
 };
 
+// File stems of every plot render_plots can draw.
+const std::vector<std::string>& plot_names();
+
 // The gnuplot to run: $STEPDOWN_GNUPLOT when set, else "gnuplot" looked up in PATH.
 std::filesystem::path default_gnuplot();
 

@@ -422,6 +422,12 @@ void write_reports(const json& decision, const std::filesystem::path& out_dir, c
 
   const PlotSet plots = render_plots(decision, options.gnuplot);
   for (const Plot& plot : plots.plots) write_file_atomic(out_dir / "plots" / (plot.name + ".svg"), plot.svg);
+
+  // A plot left from an earlier report in the same folder would no longer match this one.
+  for (const std::string& name : plot_names()) {
+    const bool drawn = std::any_of(plots.plots.begin(), plots.plots.end(), [&](const Plot& plot) { return plot.name == name; });
+    if (!drawn) std::filesystem::remove(out_dir / "plots" / (name + ".svg"), error);
+  }
   write_file_atomic(out_dir / "report.md", render_markdown(decision, plots));
   write_file_atomic(out_dir / "report.html", render_html(decision, plots));
 }
