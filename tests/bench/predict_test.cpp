@@ -124,6 +124,27 @@ TEST(CalibrateEfficiency, ComputeAboveTpotUsesWholeTpot) {
   EXPECT_NEAR(e.bandwidth, 1e9 / (100e9 * 5e-3), 1e-9);
 }
 
+TEST(HostFormatBandwidth, ScalesByStreamingRate) {
+  const Efficiency calibrated{0.6, 0.3};
+  const Efficiency spread = with_host_format_bandwidth(calibrated, "f16", {{"f16", 4.0}, {"int8", 2.0}, {"int4", 0.0}});
+  EXPECT_DOUBLE_EQ(spread.bandwidth_by_precision.at("f16"), 0.6);
+  EXPECT_DOUBLE_EQ(spread.bandwidth_by_precision.at("int8"), 0.3);
+  EXPECT_FALSE(spread.bandwidth_by_precision.count("int4"));
+  EXPECT_DOUBLE_EQ(spread.compute, 0.3);
+  EXPECT_THROW(with_host_format_bandwidth(calibrated, "bf16", {{"f16", 4.0}}), InvalidArgument);
+}
+
+TEST(HostFormatBandwidth, PredictionUsesPrecisionEntry) {
+  Efficiency efficiency{0.5, 0.25};
+  efficiency.bandwidth_by_precision["int8"] = 0.25;
+  ModelCost cost = test_cost();
+  cost.compute_precision = "int8";
+  // 1e9 B / (100e9 x 0.25) = 40 ms, plus 2e9 / (20e12 x 0.25) = 0.4 ms.
+  EXPECT_NEAR(predict_latency(test_device(), cost, efficiency).tpot_ms, 40.4, 1e-9);
+  // f16 has no entry, so it keeps the calibrated 0.5.
+  EXPECT_NEAR(predict_latency(test_device(), test_cost(), efficiency).tpot_ms, 20.8, 1e-9);
+}
+
 TEST(CalibrateEfficiency, RejectsNonPositiveTimes) {
   EXPECT_THROW(calibrate_efficiency(test_device(), test_cost(), 0.0, 5.0), InvalidArgument);
   EXPECT_THROW(calibrate_efficiency(test_device(), test_cost(), 10.0, -1.0), InvalidArgument);

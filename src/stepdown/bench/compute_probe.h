@@ -4,6 +4,8 @@
 // not limit them. This is the compute ceiling of a decode step here, which is what the
 // latency model needs. It is below the ALUs' nominal peak because each weight block is
 // decoded before its multiply-adds.
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -24,5 +26,19 @@ const std::map<std::string, std::string>& probe_formats();
 // TFLOPS (2 x rows x cols flops per product) per precision key of probe_formats().
 // Throws InvalidArgument when a count is not positive or cols is not a multiple of 32.
 std::map<std::string, double> measure_host_compute(const ComputeProbeOptions& options = {});
+
+struct StreamingProbeOptions {
+  int threads = 0;          // 0 uses every hardware thread
+  int64_t cols = 1024;      // row length of the weight matrix
+  size_t matrix_bytes = 0;  // bytes per format; 0 picks 4x the last-level cache, clamped to [64, 256] MiB
+  int runs = 3;             // timed matrix-vector products; the fastest counts
+};
+
+// Weight bytes per second (1e9) that one matrix-vector product reads from DRAM through
+// stepdown's kernels, per precision key of probe_formats(). A format whose kernel does more
+// work per byte streams fewer bytes per second, which is what per-format decode speed on
+// this host depends on. Throws InvalidArgument for cols that are not a positive multiple
+// of 32 or runs below 1.
+std::map<std::string, double> measure_host_streaming(const StreamingProbeOptions& options = {});
 
 }  // namespace stepdown::bench

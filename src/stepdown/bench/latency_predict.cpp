@@ -86,7 +86,14 @@ LatencyPrediction predict_latency(const DeviceProfile& device, const ModelCost& 
   // applying them to a GPU or NPU is an assumption. Tuned GPU runtimes reach a larger
   // fraction of their bandwidth, so decode predictions for them are likely too slow, by up
   // to the ratio of the two efficiencies (about 1.5-2x for a host efficiency of 0.5-0.7).
-  const double bytes_per_second = device.read_bandwidth_gbps * 1e9 * efficiency.bandwidth;
+  const auto by_precision = efficiency.bandwidth_by_precision.find(cost.compute_precision);
+  const double bandwidth_efficiency =
+      by_precision != efficiency.bandwidth_by_precision.end() ? by_precision->second : efficiency.bandwidth;
+  if (!(bandwidth_efficiency > 0.0)) {
+    raise<InvalidArgument>("latency model: bandwidth efficiency for '{}' must be > 0, got {}", cost.compute_precision,
+                           bandwidth_efficiency);
+  }
+  const double bytes_per_second = device.read_bandwidth_gbps * 1e9 * bandwidth_efficiency;
   const double flops_per_second = peak_flops_per_second(device, prediction.compute_precision) * efficiency.compute;
 
   // Decode: stream the weights and the KV cache once, plus the arithmetic.
@@ -128,10 +135,9 @@ Efficiency calibrate_efficiency(const DeviceProfile& host, const ModelCost& cost
   efficiency.compute = prefill_flops(cost) / (peak * measured_ttft_ms / 1e3);
 
   // Decode: what the compute term leaves of TPOT is the time spent reading bytes.
-  // NOTE: one bandwidth efficiency serves every weight format, but on this project's
-  // 2-thread test host stepdown's q4_0 kernel streams far fewer bytes per second than its
-  // bf16 kernel. So formats other than the calibrated one are mispredicted there: q4_0
-  // TPOT came out 59-64% below its measurement when calibrated on bf16.
+  // NOTE: this efficiency is for the calibrated format only. stepdown's q4_0 kernel
+  // streams far fewer bytes per second than its bf16 kernel on this project's test host,
+  // so predictions for other formats on this host need with_host_format_bandwidth.
   const double decode_bytes = cost.weight_bytes_per_token + cost.kv_bytes_per_token;
   const double compute_s = cost.flops_per_token / (peak * efficiency.compute);
   double memory_s = measured_tpot_ms / 1e3 - compute_s;
@@ -143,6 +149,21 @@ Efficiency calibrate_efficiency(const DeviceProfile& host, const ModelCost& cost
   }
   efficiency.bandwidth = decode_bytes / (bandwidth * memory_s);
   return efficiency;
+}
+
+Efficiency with_host_format_bandwidth(const Efficiency& calibrated, const std::string& calibrated_precision,
+                                      const std::map<std::string, double>& streaming_gb_per_s) {
+  const auto reference = streaming_gb_per_s.find(calibrated_precision);
+  if (reference == streaming_gb_per_s.end() || !(reference->second > 0.0)) {
+    raise<InvalidArgument>("latency model: no positive streaming rate for the calibrated precision '{}'; run "
+                           "measure_host_streaming first",
+                           calibrated_precision);
+  }
+  Efficiency spread = calibrated;
+  for (const auto& [precision, gb_per_s] : streaming_gb_per_s) {
+    if (gb_per_s > 0.0) spread.bandwidth_by_precision[precision] = calibrated.bandwidth * gb_per_s / reference->second;
+  }
+  return spread;
 }
 
 ModelCost model_cost(const model::ModelWeights& weights, int64_t prompt_tokens, int64_t output_tokens,

@@ -15,6 +15,7 @@
 // term dominates, as bandwidth does for decode on a GPU, the sum and the max differ by the
 // small term only; where both are equal the sum is at most 2x the max.
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "stepdown/bench/device_profile.h"
@@ -40,6 +41,9 @@ struct ModelCost {
 struct Efficiency {
   double bandwidth = 0;  // fraction of the read bandwidth that decode reaches
   double compute = 0;    // fraction of peak compute that prefill reaches
+  // Bandwidth efficiency per compute precision, in place of `bandwidth` for the precisions
+  // it lists. with_host_format_bandwidth fills it for predictions on this host.
+  std::map<std::string, double> bandwidth_by_precision;
 };
 
 struct LatencyPrediction {
@@ -67,6 +71,14 @@ LatencyPrediction predict_latency(const DeviceProfile& device, const ModelCost& 
 // bandwidth efficiency is set from the whole TPOT and a warning is logged.
 Efficiency calibrate_efficiency(const DeviceProfile& host, const ModelCost& cost, double measured_ttft_ms,
                                 double measured_tpot_ms);
+
+// Spreads a bandwidth efficiency calibrated at `calibrated_precision` over every precision
+// of `streaming_gb_per_s` (measure_host_streaming), in proportion to how fast this host's
+// kernel for each format streams weights. Use the result for predictions on this host
+// only, because the ratios are properties of stepdown's CPU kernels. Throws
+// InvalidArgument when the calibrated precision has no positive streaming rate.
+Efficiency with_host_format_bandwidth(const Efficiency& calibrated, const std::string& calibrated_precision,
+                                      const std::map<std::string, double>& streaming_gb_per_s);
 
 // Counts the cost of `weights` for a request of `prompt_tokens` and `output_tokens`. Weight
 // bytes come from the stored formats (model::ModelWeights::decode_bytes_per_token), and KV
