@@ -1,7 +1,7 @@
-// The calibrated roofline against real runs on this host: SmolLM2-135M decoded at F32,
-// BF16, Q8_0 and Q4_0 (short runs), efficiencies calibrated on BF16 and spread over the
-// formats by the streaming probe, the other three predicted and compared with their
-// measurements.
+// The calibrated roofline against real runs on this host. SmolLM2-135M is decoded at F32,
+// BF16, Q8_0 and Q4_0 in short runs. The efficiencies are calibrated on BF16 and spread
+// over the formats by the streaming probe, and the other three formats are predicted and
+// compared with their measurements.
 //
 // The host is shared with other builds, and under load the timings move by tens of percent
 // (TPOT errors of 22-29% at a load average of 14 on 2 cores). So by default the test only

@@ -13,7 +13,7 @@
 // arithmetic from the same cores, and stepdown's kernels decode each weight block right
 // after loading it, so the two times add up more than they overlap. On a device where one
 // term dominates, as bandwidth does for decode on a GPU, the sum and the max differ by the
-// small term only; where both are equal the sum is at most 2x the max.
+// small term only. Where both are equal, the sum is at most 2x the max.
 #include <cstdint>
 #include <map>
 #include <string>
