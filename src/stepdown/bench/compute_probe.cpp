@@ -27,6 +27,7 @@ void check_options(const ComputeProbeOptions& options) {
   if (options.cols % 32 != 0) {
     raise<InvalidArgument>("compute probe: cols must be a multiple of 32 (the q8_0 and q4_0 block), got {}", options.cols);
   }
+  if (options.tokens < 1) raise<InvalidArgument>("compute probe: tokens must be at least 1, got {}", options.tokens);
 }
 
 // W (rows, cols) in `format_name`, quantized from uniform values in [-1, 1]; the kernels'
@@ -42,16 +43,25 @@ std::vector<std::byte> random_matrix(const std::string& format_name, int64_t row
   return quant::quantize_tensor("compute_probe", *format, weights, rows, cols, pool);
 }
 
-// Seconds of the fastest of `runs` timed runs of `products` matrix-vector products.
-double best_seconds(const kernels::WeightMatrix& matrix, int products, int runs, ThreadPool& pool) {
-  std::vector<float> x(static_cast<size_t>(matrix.cols), 0.5f);
-  std::vector<float> y(static_cast<size_t>(matrix.rows));
+// Seconds of the fastest of `runs` timed runs of `products` products of W (rows, cols)
+// with X (tokens, cols): kernels::matvec for one token, kernels::matmul for more.
+double best_seconds(const kernels::WeightMatrix& matrix, int64_t tokens, int products, int runs, ThreadPool& pool) {
+  std::vector<float> x(static_cast<size_t>(tokens * matrix.cols), 0.5f);
+  std::vector<float> y(static_cast<size_t>(tokens * matrix.rows));
+  const auto product = [&] {
+    if (tokens == 1) {
+      kernels::matvec(matrix, x, y, pool);
+    } else {
+      kernels::matmul(matrix, x.data(), tokens, y.data(), pool);
+    }
+  };
+
   // One untimed product brings the matrix into cache, or faults its pages in.
-  kernels::matvec(matrix, x, y, pool);
+  product();
   double best = 0.0;
   for (int run = 0; run < runs; ++run) {
     const auto start = std::chrono::steady_clock::now();
-    for (int product = 0; product < products; ++product) kernels::matvec(matrix, x, y, pool);
+    for (int i = 0; i < products; ++i) product();
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     if (run == 0 || elapsed.count() < best) best = elapsed.count();
   }
@@ -70,14 +80,16 @@ std::map<std::string, double> measure_host_compute(const ComputeProbeOptions& op
   check_options(options);
   ThreadPool pool(options.threads);
 
-  const double flops_per_product = 2.0 * static_cast<double>(options.rows) * static_cast<double>(options.cols);
+  const double flops_per_product =
+      2.0 * static_cast<double>(options.rows) * static_cast<double>(options.cols) * static_cast<double>(options.tokens);
   std::map<std::string, double> tflops;
   for (const auto& [precision, format_name] : probe_formats()) {
     const quant::QuantFormat* format = nullptr;
     const std::vector<std::byte> packed = random_matrix(format_name, options.rows, options.cols, pool, format);
     const kernels::WeightMatrix matrix{format->dtype, packed.data(), options.rows, options.cols,
                                        packed.size() / static_cast<size_t>(options.rows)};
-    tflops[precision] = flops_per_product * options.products / best_seconds(matrix, options.products, options.runs, pool) / 1e12;
+    const double seconds = best_seconds(matrix, options.tokens, options.products, options.runs, pool);
+    tflops[precision] = flops_per_product * options.products / seconds / 1e12;
   }
   return tflops;
 }
@@ -106,7 +118,7 @@ std::map<std::string, double> measure_host_streaming(const StreamingProbeOptions
                   row_bytes);
     }
     const kernels::WeightMatrix matrix{format->dtype, packed.data(), rows, options.cols, row_bytes};
-    gb_per_s[precision] = static_cast<double>(packed.size()) / best_seconds(matrix, 1, options.runs, pool) / 1e9;
+    gb_per_s[precision] = static_cast<double>(packed.size()) / best_seconds(matrix, 1, 1, options.runs, pool) / 1e9;
   }
   return gb_per_s;
 }

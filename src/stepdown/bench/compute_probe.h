@@ -1,9 +1,9 @@
 #pragma once
-// Peak compute of this host per precision as stepdown's kernels reach it: matrix-vector
-// products over a weight matrix small enough to stay in cache, so memory bandwidth does
-// not limit them. This is the compute ceiling of a decode step here, which is what the
-// latency model needs. It is below the ALUs' nominal peak because each weight block is
-// decoded before its multiply-adds.
+// Peak compute of this host per precision as stepdown's kernels reach it: products of a
+// weight matrix small enough to stay in cache with a batch of tokens, through the prefill
+// kernel (kernels::matmul), so memory bandwidth does not limit them. Like a vendor's peak
+// figure, this is a matrix-multiply rate. It is below the ALUs' nominal peak because each
+// weight block is decoded before its multiply-adds.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -15,7 +15,8 @@ struct ComputeProbeOptions {
   int threads = 0;        // 0 uses every hardware thread
   int64_t rows = 256;     // W (rows, cols); 256 x 1024 f32 is 1 MiB, smaller in every other format
   int64_t cols = 1024;
-  int products = 64;      // matrix-vector products per timed run
+  int64_t tokens = 32;    // X (tokens, cols) per product; 1 times the decode kernel (kernels::matvec)
+  int products = 16;      // products per timed run
   int runs = 5;           // timed runs; the fastest counts, as slower ones lose time to other processes
 };
 
@@ -23,8 +24,9 @@ struct ComputeProbeOptions {
 // bf16 -> bf16, int8 -> q8_0, int4 -> q4_0. fp8 has no fast path here and is left out.
 const std::map<std::string, std::string>& probe_formats();
 
-// TFLOPS (2 x rows x cols flops per product) per precision key of probe_formats().
-// Throws InvalidArgument when a count is not positive or cols is not a multiple of 32.
+// TFLOPS (2 x rows x cols x tokens flops per product) per precision key of
+// probe_formats(). Throws InvalidArgument when a count is not positive or cols is not a
+// multiple of 32.
 std::map<std::string, double> measure_host_compute(const ComputeProbeOptions& options = {});
 
 struct StreamingProbeOptions {

@@ -262,8 +262,8 @@ DeviceProfile host_device_profile(double measured_read_bandwidth_gbps, const Hos
   for (const auto& [precision, tflops] : measured_peak_tflops) {
     profile.peak_tflops[precision] = tflops;
     profile.sources["peak_tflops." + precision] =
-        "measured: matrix-vector products on cache-resident weights through stepdown's kernels "
-        "(bench/compute_probe.h), best of several runs";
+        "measured: products of cache-resident weights with a batch of tokens through stepdown's prefill "
+        "kernel (bench/compute_probe.h), best of several runs";
   }
   return profile;
 }
