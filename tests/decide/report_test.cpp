@@ -111,6 +111,14 @@ TEST(Report, StratumTableShowsFailures) {
   EXPECT_NE(markdown.find("0.0472 / 88.4%"), std::string::npos);
 }
 
+TEST(Report, UngatedStratumMarked) {
+  json sample = load_sample();
+  sample["rungs"][4]["quality"]["strata"][2]["gated"] = false;
+  const std::string markdown = render_markdown(sample, PlotSet{});
+  EXPECT_NE(markdown.find("-0.020 [-0.043, +0.003] FAIL (n=100, tol 0.02) not gated"), std::string::npos) << markdown;
+  EXPECT_EQ(count(markdown, "not gated"), 1u);
+}
+
 TEST(Report, PredictorErrorIsPrinted) {
   const json sample = load_sample();
   const std::string markdown = render_markdown(sample, PlotSet{});
