@@ -223,16 +223,20 @@ DeviceProfile host_device_profile(double measured_read_bandwidth_gbps, const Hos
   // products into each f32 lane.
   const bool avx512 = has_feature(info, "avx512f");
   const bool avx2 = has_feature(info, "avx2");
-  const double f32_lanes = avx512 ? 16.0 : avx2 ? 8.0 : 4.0;
+  double f32_lanes = 4.0;  // SSE
+  if (avx2) f32_lanes = 8.0;
+  if (avx512) f32_lanes = 16.0;
   const double f32_flops_per_cycle = 2.0 * f32_lanes * 2.0;
   const double ghz = cpu_mhz() / 1e3;
   const double threads = std::max(info.hardware_threads, 1);
   const double f32_tflops = threads * ghz * f32_flops_per_cycle / 1e3;
   const double bf16_factor = has_feature(info, "avx512_bf16") ? 2.0 : 1.0;
-  const double int8_factor = has_feature(info, "avx512_vnni") ? 4.0 : avx2 ? 2.0 : 1.0;
+  double int8_factor = 1.0;
+  if (avx2) int8_factor = 2.0;
+  if (has_feature(info, "avx512_vnni")) int8_factor = 4.0;
 
-  // NOTE: counts every hardware thread as a core with its own FMA pipes, so on a host
-  // with SMT the estimate is up to 2x too high; measure_host_compute replaces it.
+  // NOTE: this counts every hardware thread as a core with its own FMA pipes, so on a host
+  // with SMT the estimate is up to 2x too high. measure_host_compute replaces it.
   const std::string derivation = fmt::format(
       "estimate: {} hardware threads x {:.2f} GHz (cpu MHz in /proc/cpuinfo) x {} f32 flops/cycle (2 FMA pipes x {} "
       "lanes x 2)",

@@ -181,7 +181,7 @@ Table strata_table(const json& decision) {
         if (text(field(stratum, "name")) != name) continue;
         cell = fmt::format("{} {} (n={}, tol {})", delta_with_ci(stratum), pass_word(field(stratum, "pass")),
                            text(field(stratum, "n")), text(field(stratum, "tolerance")));
-        // A stratum the policy does not gate is shown but cannot fail the rung.
+        // The policy may leave a stratum ungated, so the cell says so beside its pass or FAIL.
         if (field(stratum, "gated").is_boolean() && !field(stratum, "gated").get<bool>()) cell += " not gated";
       }
       row.push_back(cell);
