@@ -91,9 +91,9 @@ const bool registered = register_command("quantize", [](CLI::App& app, int& exit
   cmd->add_option("--method", args->method, "rtn (default) or a calibrated method; see docs/quantize.md");
   cmd->add_option("--method-param", args->method_params, "KEY=VALUE for the method (repeatable)");
   cmd->add_option("--calib", args->calibration, "Calibration data: traffic JSONL (prompt or messages) or plain text");
-  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(kPositiveInteger);
   cmd->add_option("--calib-seq-len", args->calib_seq_len, "Tokens per calibration sequence")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--seed", args->seed, "Seed for calibration sampling");
   cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 });
