@@ -8,6 +8,7 @@
 // be identical, and the output error within 1% of the reference's.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "stepdown/quant/gptq.h"
@@ -72,6 +73,9 @@ TEST(GptqReference, MatchesNumpyFloat64) {
     EXPECT_GE(same, static_cast<int64_t>(0.99 * static_cast<double>(expected.size()))) << name;
     EXPECT_NEAR(result.output_error, expected_error, 0.01 * expected_error) << name;
     EXPECT_EQ(result.dead_columns, 1) << name;
+    std::printf("%s: %.2f%% of weights identical, output error %.6g (reference %.6g)\n", name.c_str(),
+                100.0 * static_cast<double>(same) / static_cast<double>(expected.size()), result.output_error,
+                expected_error);
   }
   EXPECT_TRUE(in.done());
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <sys/mman.h>
+
 #include <cblas.h>
 #include <spdlog/spdlog.h>
 
@@ -292,8 +294,26 @@ void BlockCalibrator::run(BlockMethod& method) {
   progress.finish();
 }
 
+model::ModelWeights load_calibration_weights(const io::ModelFile& file) {
+  model::ModelWeights weights = model::load_weights(file, model::WeightConversion::F32);
+  for (const std::shared_ptr<MappedFile>& mapping : file.mappings) {
+    // The mapping is read-only and never written, so MADV_DONTNEED only drops clean
+    // pages, which a later access reads back from the page cache.
+    void* begin = const_cast<std::byte*>(mapping->data());
+    if (mapping->size() > 0 && madvise(begin, mapping->size(), MADV_DONTNEED) != 0) {
+      spdlog::debug("{}: madvise(MADV_DONTNEED) failed; the mapped pages stay resident", mapping->path().string());
+    }
+  }
+  return weights;
+}
+
 void run_block_calibration(model::ModelWeights& weights, const CalibrationData& data, BlockMethod& method,
                            ThreadPool& pool) {
+  // OpenBLAS keeps its own threads. BLAS calls (X^T X, GPTQ's factorizations and updates)
+  // run on the calling thread while the pool is idle, so the two never compute at once.
+  // OpenBLAS threads do spin between calls, and matching the pool's size keeps --threads
+  // an upper bound on the cores used.
+  openblas_set_num_threads(pool.size());
   BlockCalibrator driver(weights, data, pool);
   driver.run(method);
 }

@@ -94,7 +94,7 @@ struct InputStatistics {
 
 class BlockCalibrator;
 
-// What the driver hands a method for one block.
+// The driver's view of one block, handed to BlockMethod::process_block.
 class BlockContext {
  public:
   int64_t layer() const { return layer_; }
@@ -133,7 +133,7 @@ class BlockContext {
   int64_t layer_;
 };
 
-// A calibrated method, as the driver sees it.
+// The interface a calibrated method implements for the driver.
 class BlockMethod {
  public:
   virtual ~BlockMethod() = default;
@@ -144,7 +144,14 @@ class BlockMethod {
   virtual void process_block(BlockContext& block) = 0;
 };
 
-// Runs the three steps above for every block, in order, showing progress per block.
+// Loads the weights of `file` in f32 for run_block_calibration, then drops the file's
+// memory-mapped pages from the process's resident set. They stay in the page cache unless
+// memory runs short, so a later read (the GGUF writer) rarely goes to disk, and peak RSS
+// has one f32 copy of the model instead of two when the source is f32.
+model::ModelWeights load_calibration_weights(const io::ModelFile& file);
+
+// Runs the three steps above for every block, in order, showing progress per block. Sets
+// OpenBLAS's thread count to pool.size().
 // `weights` must be f32 (model::load_weights(file, WeightConversion::F32)); its block
 // matrices hold the methods' dequantized weights afterwards. Throws InvalidArgument when
 // a block matrix is not f32 and owned, or when a calibration token is outside the vocab.

@@ -155,7 +155,7 @@ MethodOutput run_gptq(const MethodContext& context) {
                      {"calibration", data.to_json()},
                      {"layers", nlohmann::json::object()}};
   {
-    model::ModelWeights weights = model::load_weights(context.model, model::WeightConversion::F32);
+    model::ModelWeights weights = load_calibration_weights(context.model);
     GptqBlockMethod method(formats, gptq, output);
     run_block_calibration(weights, data, method, context.pool);
   }
