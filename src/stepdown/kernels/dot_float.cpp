@@ -1,8 +1,6 @@
 // Dot products of f32 vectors and of F32, F16 and BF16 weight rows with f32 tokens.
 // Highway compiles this file once per x86 target (AVX-512, AVX2, SSE4, scalar) and picks
 // one at run time. F16 and BF16 weights are widened in registers; no f32 row is written.
-// On CPUs with AVX512_BF16, BF16 weights go to dot_bf16_avx512.h instead. It rounds the
-// tokens to bf16, so each product has up to 2^-8 relative error (see that header).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "stepdown/kernels/dot_float.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -12,7 +10,6 @@
 #include <hwy/highway.h>
 
 #include "stepdown/core/half.h"
-#include "stepdown/kernels/dot_bf16_avx512.h"
 #include "stepdown/kernels/row_dot.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -156,9 +153,6 @@ HWY_EXPORT(SumF32);
 
 void dot_rows_float(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
                     float* y, int64_t y_stride) {
-  if (w.dtype == DType::BF16 && cpu_has_avx512_bf16()) {
-    return dot_rows_bf16_avx512(w, row_begin, row_end, x, n_tokens, y, y_stride);
-  }
   HWY_DYNAMIC_DISPATCH(DotRowsFloat)(w, row_begin, row_end, x, n_tokens, y, y_stride);
 }
 
