@@ -143,6 +143,33 @@ TEST(StepdownRoundTrip, RequantizingContainerFileWorks) {
   expect_same_logits(again.output, {1, 403, 407}, "int3-g64-asym");
 }
 
+// The CLI end to end: stepdown quantize writes the container, and stepdown run generates
+// from it. Greedy text from the stored formats equals the text from the same file decoded
+// to f32 (--weights f32). w8a8 multiplies int8-quantized activations, which the f32
+// conversion does not, so that scheme only has to run.
+TEST(StepdownRoundTrip, CliQuantizeThenRun) {
+  test::ScratchDir dir("roundtrip_cli");
+  const std::string model = "'" + (stories_dir() / "stories260K.bin").string() + "'";
+  const std::string tokenizer = "--tokenizer '" + (stories_dir() / "tok512.bin").string() + "'";
+  for (const char* scheme : {"int3-g64-asym", "int8-g128", "w8a8"}) {
+    SCOPED_TRACE(scheme);
+    const std::string output = "'" + (dir / (std::string(scheme) + ".gguf")).string() + "'";
+    const test::CliResult quantized =
+        test::run_cli("quantize " + model + " " + tokenizer + " --scheme " + scheme + " -o " + output);
+    ASSERT_EQ(quantized.exit_code, 0) << quantized.err;
+    EXPECT_NE(quantized.err.find("llama.cpp does not"), std::string::npos) << quantized.err;
+
+    const std::string run_args = "run " + output + " --prompt 'Once upon a time' -n 16 --temp 0 --threads 2";
+    const test::CliResult native = test::run_cli(run_args);
+    ASSERT_EQ(native.exit_code, 0) << native.err;
+    EXPECT_GT(native.out.size(), std::string("Once upon a time").size()) << native.out;
+    if (std::string(scheme) == "w8a8") continue;
+    const test::CliResult decoded = test::run_cli(run_args + " --weights f32");
+    ASSERT_EQ(decoded.exit_code, 0) << decoded.err;
+    EXPECT_EQ(native.out, decoded.out);
+  }
+}
+
 TEST(StepdownRoundTrip, SmolLM2LogitsMatchDecodedWeights) {
   const std::filesystem::path source = test::fetched_model("SmolLM2-135M-Instruct.Q4_1.gguf");
   ASSERT_FALSE(source.empty()) << "SmolLM2-135M-Instruct.Q4_1.gguf not found; run scripts/fetch-models";
