@@ -1,10 +1,15 @@
 #include "stepdown/quant/builtin_methods.h"
 
+#include "stepdown/quant/awq.h"
+#include "stepdown/quant/smoothquant.h"
+
 namespace stepdown::quant {
 
 std::vector<QuantMethod> builtin_quant_methods() {
   std::vector<QuantMethod> methods;
   // One push_back per calibrated method, in the order `--help` lists them.
+  methods.push_back(awq_method());
+  methods.push_back(smoothquant_method());
   return methods;
 }
 
