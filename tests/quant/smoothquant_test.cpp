@@ -132,7 +132,8 @@ double w8a8_kld(const char* method, const std::map<std::string, std::string>& pa
   eval::PerplexityOptions ppl;
   ppl.ctx = 128;
   eval::PerplexityResult result;
-  return eval::kl_divergence(base, quantized, tokens, tokenizer->bos_id(), ppl, result).mean;
+  const std::optional<text::TokenId> bos = eval::adds_bos(*tokenizer) ? tokenizer->bos_id() : std::nullopt;
+  return eval::kl_divergence(base, quantized, tokens, bos, ppl, result).mean;
 }
 
 // W8A8 (INT8_W8A8 block weights, per-token int8 activations) on stories260K. Measured

@@ -1,6 +1,7 @@
 #include "stepdown/quant/builtin_methods.h"
 
 #include "stepdown/quant/awq.h"
+#include "stepdown/quant/fp8_calibrated.h"
 #include "stepdown/quant/smoothquant.h"
 
 namespace stepdown::quant {
@@ -10,6 +11,7 @@ std::vector<QuantMethod> builtin_quant_methods() {
   // One push_back per calibrated method, in the order `--help` lists them.
   methods.push_back(awq_method());
   methods.push_back(smoothquant_method());
+  methods.push_back(fp8_method());
   return methods;
 }
 
