@@ -31,6 +31,8 @@ constexpr std::array kInfos = {
     DTypeInfo{DType::INT4_G128_ASYM, "INT4_G128_ASYM", 128, 68},
     DTypeInfo{DType::FP8_E4M3, "FP8_E4M3", 1, 1, 4},
     DTypeInfo{DType::INT8_W8A8, "INT8_W8A8", 1, 1, 4},
+    // f32 scale, f32 value[8], u16 column[8] (kernels/int8_outlier.h).
+    DTypeInfo{DType::INT8_OUTLIER, "INT8_OUTLIER", 1, 1, 52},
 };
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {

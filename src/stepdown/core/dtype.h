@@ -33,6 +33,7 @@ enum class DType : uint32_t {
   INT4_G128_ASYM = 1007,
   FP8_E4M3 = 1008,       // per-row f32 scale, OCP E4M3 codes
   INT8_W8A8 = 1009,      // as INT8, multiplied with int8-quantized activations
+  INT8_OUTLIER = 1010,   // INT8_W8A8 plus up to 8 input columns kept in f32 (outlier split)
 };
 
 // Ids at or above this are stepdown's own formats, which GGUF files never carry.
@@ -57,7 +58,7 @@ std::optional<DType> dtype_from_name(std::string_view name);
 const DTypeInfo& dtype_info(DType dtype);
 inline std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
 inline bool is_block_quantized(DType dtype) { return dtype_info(dtype).block_elems > 1; }
-// True for stepdown's own formats (INT8 ... INT8_W8A8), which GGUF cannot store.
+// True for stepdown's own formats (INT8 ... INT8_OUTLIER), which GGUF cannot store.
 inline bool is_stepdown_format(DType dtype) { return static_cast<uint32_t>(dtype) >= kFirstStepdownId; }
 
 // Bytes taken by one row of `elems` values, row header included; throws InvalidArgument

@@ -13,6 +13,8 @@
 //   INT4_G{32,64,128}_ASYM      f16 d, f16 m; u8 qs[G/2] as above.       w = d * nib + m
 //     (G, 4 + G/2 B):
 //   FP8_E4M3 (per row):         f32 scale; u8 code[cols] (OCP E4M3).     w = scale * e4m3(code)
+//   INT8_OUTLIER (per row):     f32 scale; f32 value[8]; u16 column[8]; int8 q[cols]
+//                               (int8_outlier.h)                         w = scale * q, or value at a column
 //
 // Int8 codes are in [-127, 127]: -128 is never written, because the W8A8 kernel negates
 // codes. Symmetric INT4 codes are written in [-7, 7] (nibbles 1..15); nibble 0 (-8) decodes

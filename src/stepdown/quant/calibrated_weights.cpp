@@ -8,9 +8,8 @@
 #include "stepdown/kernels/matmul.h"
 #include "stepdown/model/transformer.h"
 #include "stepdown/model/weights.h"
-#include "stepdown/quant/calibration_tokens.h"
+#include "stepdown/quant/calibration_data.h"
 #include "stepdown/quant/quantize_model.h"
-#include "stepdown/text/model_tokenizer.h"
 
 namespace stepdown::quant {
 namespace {
@@ -35,17 +34,20 @@ CalibratedWeights::CalibratedWeights(const MethodContext& ctx, int64_t sample_to
     raise<InvalidArgument>("--method {} needs calibration data: give --calib FILE (traffic JSONL or plain text)",
                            options.method);
   }
-  const std::unique_ptr<text::Tokenizer> tokenizer = text::load_model_tokenizer(ctx.model);
-  const auto sequences = read_calibration_sequences(*options.calibration, *tokenizer, options.calib_samples,
-                                                    options.calib_seq_len, options.seed);
-  int64_t tokens = 0;
-  for (const auto& s : sequences) tokens += static_cast<int64_t>(s.size());
-  calibration_ = {{"file", options.calibration->string()},
-                  {"sequences", sequences.size()},
-                  {"tokens", tokens},
-                  {"seed", options.seed},
-                  {"token_sha256", hash_calibration_sequences(sequences)}};
-  spdlog::info("{}: {} calibration sequences, {} tokens", options.calibration->string(), sequences.size(), tokens);
+  CalibrationOptions calibration_options;
+  calibration_options.samples = options.calib_samples;
+  calibration_options.seq_len = options.calib_seq_len;
+  calibration_options.seed = options.seed;
+  const CalibrationData data = load_calibration_data(ctx.model, *options.calibration, calibration_options);
+  std::vector<std::vector<model::TokenId>> sequences;
+  for (int64_t i = 0; i < data.samples; ++i) {
+    const std::span<const text::TokenId> sequence = data.sequence(i);
+    sequences.emplace_back(sequence.begin(), sequence.end());
+  }
+  calibration_ = data.to_json();
+  calibration_["file"] = options.calibration->string();
+  calibration_["sequences"] = data.samples;
+  spdlog::info("{}: {} calibration sequences of {} tokens", options.calibration->string(), data.samples, data.seq_len);
 
   const model::ModelWeights weights = model::load_weights(ctx.model, model::WeightConversion::F32);
   config_ = weights.config;

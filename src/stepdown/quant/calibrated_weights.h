@@ -21,7 +21,7 @@ class CalibratedWeights {
   // Loads the model's weights in f32, reads the calibration sequences from
   // ctx.options (--calib, --calib-samples, --calib-seq-len, --seed) and collects the
   // block inputs, keeping `sample_tokens` rows of each. Throws InvalidArgument when
-  // --calib is missing or the model lacks a tokenizer.
+  // --calib is missing, and what load_calibration_data throws for a bad file.
   CalibratedWeights(const MethodContext& ctx, int64_t sample_tokens);
 
   const model::ModelConfig& config() const { return config_; }
@@ -38,7 +38,7 @@ class CalibratedWeights {
 
   // Every tensor copied so far, as replacement values for quantize_model.
   std::map<std::string, PreparedTensor> take_changed();
-  // "calibration": file, sequences, tokens, the token hash.
+  // "calibration": the file, sequences and CalibrationData::to_json's fields.
   nlohmann::json calibration_manifest() const;
 
  private:
