@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["rtn", "gptq", "awq", "smoothquant", "outlier", "fp8", "mixed"]
 # Bit width -> stepdown schemes to try in order (group size 128 first, then the GGUF type
 # of that width). 3-bit has no GGUF fallback in stepdown.
-SCHEMES = {4: ["int4-g128", "q4_0"], 3: ["int3-g128"]}
+SCHEMES = {4: ["int4-g128", "q4_0"], 3: ["int3-g128", "q3_k"]}
 # Methods that choose their own format and so run once, not per bit width.
 WIDTHLESS = {"fp8": "fp8", "smoothquant": "int8", "outlier": "int8"}
 LLAMA_TYPES = ["Q4_K_M", "Q4_0", "Q8_0"]
@@ -160,7 +160,8 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
             bpw = bpw_of(Path(str(out) + ".manifest.json"))
             if method == "rtn" and bits is not None:
                 rtn_bpw[bits] = bpw
-            add({"model": name, "tool": "stepdown", "method": method, "bits": bits, "scheme": scheme, "bpw": bpw,
+            label = f"{scheme}+q8_0" if method == "mixed" else scheme
+            add({"model": name, "tool": "stepdown", "method": method, "bits": bits, "scheme": label, "bpw": bpw,
                  "seconds": seconds, "peak_rss_mib": rss}, out, tag)
 
     if args.llama_tools:

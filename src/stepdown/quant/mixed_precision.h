@@ -53,8 +53,9 @@ struct Allocation {
 //   meets the budget with less cost.
 //
 // Cost is O(U * levels * C) time and O(U * C) bytes. Transformer blocks share shapes, so
-// g is large and C small: SmolLM2-135M at block granularity with q4_0 and q8_0 has C
-// at most 30. Throws InvalidArgument when even the cheapest level of every unit exceeds
+// g is large and C small. SmolLM2-135M at block granularity with q4_0 and q8_0 has g =
+// 1,769,472 bytes (one block's extra) and C at most 38 (30 blocks, and token_embd counts
+// 8 steps). Throws InvalidArgument when even the cheapest level of every unit exceeds
 // the budget (naming the least reachable total), and Unsupported when U * (C + 1) is
 // above 2^28 table cells.
 Allocation allocate_levels(const std::vector<UnitChoices>& units, uint64_t budget);
