@@ -47,11 +47,11 @@ WIDTHLESS = {"fp8": "fp8", "smoothquant": "int8", "outlier": "int8"}
 LLAMA_TYPES = ["Q4_K_M", "Q4_0", "Q8_0"]
 
 
-def run_timed(command: list[str], log: Path) -> tuple[str, float, float]:
+def run_timed(command: list[str], log: Path, env: dict | None = None) -> tuple[str, float, float]:
     """Run `command` under /usr/bin/time -v; return stdout, wall seconds, peak RSS in MiB."""
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     start = time.monotonic()
-    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env)
     seconds = time.monotonic() - start
     log.write_text(done.stdout + "\n----- stderr -----\n" + done.stderr)
     if done.returncode != 0:
@@ -166,11 +166,13 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
 
     if args.llama_tools:
         tools = Path(args.llama_tools)
-        imatrix = work / "imatrix.dat"
+        # The tools load libllama and libggml from their own folder.
+        env = dict(os.environ, LD_LIBRARY_PATH=str(tools))
+        imatrix = work / "imatrix.gguf"
         try:
             _, im_seconds, im_rss = run_timed(
                 [str(tools / "llama-imatrix"), "-m", str(f32), "-f", str(calib), "-o", str(imatrix),
-                 "-c", str(seq_len), "-t", threads], work / "imatrix.log")
+                 "-c", str(seq_len), "-t", threads], work / "imatrix.log", env)
         except RuntimeError as error:
             im_seconds, im_rss = None, None
             for t in LLAMA_TYPES:
@@ -181,7 +183,7 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
                 out = work / f"llama-{t}.gguf"
                 try:
                     _, seconds, rss = run_timed([str(tools / "llama-quantize"), "--imatrix", str(imatrix), str(f32),
-                                                 str(out), t, threads], work / f"llama-{t}.log")
+                                                 str(out), t, threads], work / f"llama-{t}.log", env)
                 except RuntimeError as error:
                     rows.append({"model": name, "tool": "llama.cpp", "method": f"imatrix {t}",
                                  "skipped": f"failed: {str(error).splitlines()[0]}"})

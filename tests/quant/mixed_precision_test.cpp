@@ -83,6 +83,21 @@ TEST(MixedPrecision, MeetsTargetAndRecordsChoice) {
   }
 }
 
+TEST(MixedPrecision, MeetsByteBudget) {
+  test::ScratchDir dir("mixed_budget");
+  write_texts(dir);
+  // All q4_0 is 227,808 bytes here, and one block at q8_0 adds 17,152.
+  const nlohmann::json manifest =
+      quantize_json("--scheme q4_0 --method mixed --method-param budget_mb=0.25 --calib " + quoted(dir / "calib.txt") +
+                    " --calib-samples 4 --calib-seq-len 64 -o " + quoted(dir / "m.gguf"));
+  ASSERT_TRUE(manifest.contains("method_details")) << manifest.dump();
+
+  EXPECT_LE(manifest.at("tensor_bytes").get<uint64_t>(), 250000u);
+  EXPECT_GT(manifest.at("tensor_bytes").get<uint64_t>(), 227808u);
+  EXPECT_EQ(manifest.at("method_details").at("budget_bytes"), 250000);
+  EXPECT_EQ(manifest.at("method_details").at("budget_mb"), 0.25);
+}
+
 TEST(MixedPrecision, SameSeedSameSensitivity) {
   test::ScratchDir dir("mixed_seed");
   write_texts(dir);
