@@ -23,7 +23,7 @@ imatrix and quantize summed, and the larger peak). "closes % of RTN gap" is
 
 The mixed row uses levels {that width's scheme format, q8_0} with target_bpw = the RTN row's
 bits per weight + --mixed-extra-bpw, so it spends a stated number of extra bits where the
-measured sensitivity says they help most.
+measured sensitivity shows they help most.
 
     python3 bench/quality_methods.py --stepdown build/tools/stepdown/stepdown \\
         --llama-tools /path/to/llama-tools/bin --work-dir /tmp/quality --threads 2
