@@ -181,6 +181,17 @@ std::vector<std::vector<text::TokenId>> calibration_sequences(const std::vector<
   return out;
 }
 
+// The byte budget for the whole file, as the manifest counts tensor_bytes.
+uint64_t byte_budget(const MixedParams& params, int64_t params_total) {
+  if (params.budget_mb) return static_cast<uint64_t>(std::floor(*params.budget_mb * 1e6));
+
+  const double total = static_cast<double>(params_total);
+  uint64_t budget = static_cast<uint64_t>(std::floor(*params.target_bpw * total / 8.0));
+  // Floating rounding must never let the manifest's bits_per_weight exceed the target.
+  while (budget > 0 && 8.0 * static_cast<double>(budget) / total > *params.target_bpw) --budget;
+  return budget;
+}
+
 // plan_tensors with `format` as the scheme's, so each level gets the output's fallbacks
 // and the user's overrides.
 std::vector<TensorPlan> plan_level(const MethodContext& ctx, const std::string& format) {
@@ -260,17 +271,7 @@ MethodOutput run_mixed(const MethodContext& ctx) {
   const size_t reference = static_cast<size_t>(
       std::max_element(level_totals.begin(), level_totals.end()) - level_totals.begin());
 
-  // The byte budget for the whole file, as the manifest counts it.
-  uint64_t budget = 0;
-  if (params.target_bpw) {
-    budget = static_cast<uint64_t>(std::floor(*params.target_bpw * static_cast<double>(params_total) / 8.0));
-    // Floating rounding must never let the manifest's bits_per_weight exceed the target.
-    while (budget > 0 && 8.0 * static_cast<double>(budget) / static_cast<double>(params_total) > *params.target_bpw) {
-      --budget;
-    }
-  } else {
-    budget = static_cast<uint64_t>(std::floor(*params.budget_mb * 1e6));
-  }
+  const uint64_t budget = byte_budget(params, params_total);
   uint64_t least_bytes = fixed_bytes;
   for (const UnitChoices& c : choices) least_bytes += *std::min_element(c.bytes.begin(), c.bytes.end());
   if (budget < least_bytes) {
@@ -285,8 +286,13 @@ MethodOutput run_mixed(const MethodContext& ctx) {
   const std::unique_ptr<text::Tokenizer> tokenizer = text::load_model_tokenizer(model);
   const std::vector<text::TokenId> tokens =
       tokenizer->encode(read_calibration_text(*ctx.options.calibration), /*add_special=*/false);
-  const std::vector<std::vector<text::TokenId>> sequences = calibration_sequences(
-      tokens, tokenizer->bos_id(), ctx.options.calib_samples, ctx.options.calib_seq_len, ctx.options.seed);
+  // BOS goes first in each window only when the tokenizer adds it to encoded text.
+  const std::vector<text::TokenId> probe = tokenizer->encode("a", /*add_special=*/true);
+  const std::optional<text::TokenId> bos = tokenizer->bos_id();
+  const bool adds_bos = bos && !probe.empty() && probe.front() == *bos;
+  const std::vector<std::vector<text::TokenId>> sequences =
+      calibration_sequences(tokens, adds_bos ? bos : std::nullopt, ctx.options.calib_samples,
+                            ctx.options.calib_seq_len, ctx.options.seed);
   SensitivityOptions sensitivity_options;
   sensitivity_options.reference_level = reference;
   const SensitivityResult measured =
