@@ -1,5 +1,6 @@
 #include "stepdown/quant/builtin_methods.h"
 
+#include "stepdown/quant/gptq_method.h"
 #include "stepdown/quant/mixed_precision.h"
 
 namespace stepdown::quant {
@@ -7,6 +8,7 @@ namespace stepdown::quant {
 std::vector<QuantMethod> builtin_quant_methods() {
   std::vector<QuantMethod> methods;
   // One push_back per calibrated method, in the order `--help` lists them.
+  methods.push_back(gptq_method());
   methods.push_back(mixed_method());
   return methods;
 }
