@@ -23,7 +23,8 @@ imatrix and quantize summed, and the larger peak). "closes % of RTN gap" is
 
 The mixed row uses levels {that width's scheme format, q8_0} with target_bpw = the RTN row's
 bits per weight + --mixed-extra-bpw, so it spends a stated number of extra bits where the
-measured sensitivity shows they help most.
+measured sensitivity shows they help most. --mixed-base adds one mixed row per base method
+that fills the chosen formats (mixed+gptq).
 
     python3 bench/quality_methods.py --stepdown build/tools/stepdown/stepdown \\
         --llama-tools /path/to/llama-tools/bin --work-dir /tmp/quality --threads 2
@@ -120,49 +121,62 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
         rows.append(row)
         print(f"{name}: {row}", file=sys.stderr, flush=True)
 
-    rtn_bpw: dict[int, float] = {}
+    # (method, label, base method of mixed) in table order.
+    runs = []
     for method in METHODS:
         if method not in methods:
             rows.append({"model": name, "tool": "stepdown", "method": method, "skipped": "not registered in the CLI"})
-            continue
+        elif method != "mixed":
+            runs.append((method, method, None))
+        else:
+            for base in args.mixed_base.split(","):
+                if base != "rtn" and base not in methods:
+                    rows.append({"model": name, "tool": "stepdown", "method": f"mixed+{base}",
+                                 "skipped": f"base method {base} not registered in the CLI"})
+                else:
+                    runs.append((method, "mixed" if base == "rtn" else f"mixed+{base}", base))
+
+    rtn_bpw: dict[int, float] = {}
+    for method, label, base in runs:
         widths = [None] if method in WIDTHLESS else sorted(SCHEMES, reverse=True)
         for bits in widths:
             if bits is None:
                 scheme = WIDTHLESS[method]
                 if scheme not in schemes:
-                    rows.append({"model": name, "tool": "stepdown", "method": method,
+                    rows.append({"model": name, "tool": "stepdown", "method": label,
                                  "skipped": f"scheme {scheme} not registered"})
                     continue
             else:
                 scheme = next((s for s in SCHEMES[bits] if s in schemes), None)
                 if scheme is None:
-                    rows.append({"model": name, "tool": "stepdown", "method": method, "bits": bits,
+                    rows.append({"model": name, "tool": "stepdown", "method": label, "bits": bits,
                                  "skipped": f"no {bits}-bit scheme registered ({', '.join(SCHEMES[bits])})"})
                     continue
-            tag = f"{method}-{scheme}"
+            tag = f"{label}-{scheme}"
             out = work / f"{tag}.gguf"
             command = [stepdown, "quantize", str(f32), "--scheme", scheme, "-o", str(out), "--threads", threads]
             if method != "rtn":
                 command += ["--method", method, *calib_args]
             if method == "mixed":
                 if bits not in rtn_bpw:
-                    rows.append({"model": name, "tool": "stepdown", "method": method, "bits": bits,
+                    rows.append({"model": name, "tool": "stepdown", "method": label, "bits": bits,
                                  "skipped": "no RTN row at this width to set the target from"})
                     continue
                 target = rtn_bpw[bits] + args.mixed_extra_bpw
-                command += ["--method-param", f"target_bpw={target:.4f}", "--method-param", "high=q8_0"]
+                command += ["--method-param", f"target_bpw={target:.4f}", "--method-param", "high=q8_0",
+                            "--method-param", f"base_method={base}"]
             try:
                 _, seconds, rss = run_timed(command, work / f"{tag}.log")
             except RuntimeError as error:
-                rows.append({"model": name, "tool": "stepdown", "method": method, "bits": bits, "scheme": scheme,
+                rows.append({"model": name, "tool": "stepdown", "method": label, "bits": bits, "scheme": scheme,
                              "skipped": f"failed: {str(error).splitlines()[0]}"})
                 continue
             bpw = bpw_of(Path(str(out) + ".manifest.json"))
             if method == "rtn" and bits is not None:
                 rtn_bpw[bits] = bpw
-            label = f"{scheme}+q8_0" if method == "mixed" else scheme
-            add({"model": name, "tool": "stepdown", "method": method, "bits": bits, "scheme": label, "bpw": bpw,
-                 "seconds": seconds, "peak_rss_mib": rss}, out, tag)
+            shown_scheme = f"{scheme}+q8_0" if method == "mixed" else scheme
+            add({"model": name, "tool": "stepdown", "method": label, "bits": bits, "scheme": shown_scheme,
+                 "bpw": bpw, "seconds": seconds, "peak_rss_mib": rss}, out, tag)
 
     if args.llama_tools:
         tools = Path(args.llama_tools)
@@ -236,6 +250,8 @@ def main() -> int:
     parser.add_argument("--models", default="stories260K,smollm2", help="comma-separated: stories260K, smollm2")
     parser.add_argument("--shared-dir", default=str(ROOT.parent / "shared"))
     parser.add_argument("--model-cache", default=str(Path.home() / ".cache" / "stepdown" / "models"))
+    parser.add_argument("--mixed-base", default="rtn,gptq",
+                        help="comma-separated base methods for the mixed rows (rtn, gptq, awq)")
     parser.add_argument("--mixed-extra-bpw", type=float, default=0.6,
                         help="bits per weight the mixed row may spend above the RTN row of its width")
     args = parser.parse_args()

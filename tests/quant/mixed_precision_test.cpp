@@ -152,7 +152,7 @@ TEST(MixedPrecision, BeatsUniformAtSameSize) {
   const double kld_mixed_q4 = mean_kld(dir, dir / "mixed_q4.gguf");
 
   // Measured on the evaluation half: q4_0 0.174, mixed at 7.6 bits 0.131, q5_0 0.0414,
-  // mixed at q5_0's size 0.0379 nats per token.
+  // mixed at q5_0's size 0.0384 nats per token.
   EXPECT_LT(kld_mixed, 0.97 * kld_q5);
   EXPECT_LT(kld_mixed_q4, 0.85 * kld_q4);
 }

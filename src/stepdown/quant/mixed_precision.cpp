@@ -2,20 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <numeric>
-#include <random>
+#include <span>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "stepdown/core/error.h"
-#include "stepdown/core/sha256.h"
+#include "stepdown/quant/calibration_data.h"
 #include "stepdown/quant/quantize_model.h"
 #include "stepdown/quant/sensitivity.h"
-#include "stepdown/text/model_tokenizer.h"
 
 namespace stepdown::quant {
 namespace {
@@ -115,68 +113,6 @@ MixedParams parse_params(const std::map<std::string, std::string>& params, const
         raise<InvalidArgument>("method mixed: level '{}' is given twice; low and high must differ", out.levels[i]);
       }
     }
-  }
-  return out;
-}
-
-// The text of a calibration file: plain text as it is, or for .jsonl the "prompt" or the
-// "messages" contents of each line, separated by blank lines.
-// NOTE: every JSONL line counts the same, so a stratum with many lines dominates the
-// calibration windows.
-std::string read_calibration_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) raise<IoError>("failed to open calibration file {}", path.string());
-  std::ostringstream all;
-  all << in.rdbuf();
-  if (path.extension() != ".jsonl") return all.str();
-
-  std::string text;
-  std::istringstream lines(all.str());
-  std::string line;
-  for (int64_t number = 1; std::getline(lines, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json item;
-    try {
-      item = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      raise<FormatError>("{}:{}: invalid JSON: {}", path.string(), number, e.what());
-    }
-    if (item.contains("prompt") && item["prompt"].is_string()) {
-      text += item["prompt"].get<std::string>() + "\n\n";
-    } else if (item.contains("messages") && item["messages"].is_array()) {
-      for (const nlohmann::json& m : item["messages"]) {
-        if (m.contains("content") && m["content"].is_string()) text += m["content"].get<std::string>() + "\n\n";
-      }
-    } else {
-      raise<FormatError>("{}:{}: expected a \"prompt\" string or a \"messages\" array", path.string(), number);
-    }
-  }
-  return text;
-}
-
-// Cuts the tokenized text into windows of seq_len tokens, shuffles them with `seed` and
-// keeps `samples`. A text shorter than one window gives one shorter sequence. Each window
-// starts with BOS when the tokenizer adds one, as a fresh prompt would.
-std::vector<std::vector<text::TokenId>> calibration_sequences(const std::vector<text::TokenId>& tokens,
-                                                              std::optional<text::TokenId> bos, int64_t samples,
-                                                              int64_t seq_len, uint64_t seed) {
-  const size_t len = static_cast<size_t>(seq_len);
-  std::vector<size_t> starts;
-  for (size_t s = 0; s + len <= tokens.size(); s += len) starts.push_back(s);
-  std::vector<std::vector<text::TokenId>> out;
-  if (starts.empty()) {
-    if (!tokens.empty()) out.push_back(tokens);
-    return out;
-  }
-  std::mt19937_64 rng(seed);
-  std::shuffle(starts.begin(), starts.end(), rng);
-  starts.resize(std::min(starts.size(), static_cast<size_t>(samples)));
-  std::sort(starts.begin(), starts.end());
-  for (size_t s : starts) {
-    std::vector<text::TokenId> window(tokens.begin() + static_cast<std::ptrdiff_t>(s),
-                                      tokens.begin() + static_cast<std::ptrdiff_t>(s + len));
-    if (bos) window.front() = *bos;
-    out.push_back(std::move(window));
   }
   return out;
 }
@@ -283,16 +219,13 @@ MethodOutput run_mixed(const MethodContext& ctx) {
   }
 
   // Sensitivity of every unit at every level on the calibration windows.
-  const std::unique_ptr<text::Tokenizer> tokenizer = text::load_model_tokenizer(model);
-  const std::vector<text::TokenId> tokens =
-      tokenizer->encode(read_calibration_text(*ctx.options.calibration), /*add_special=*/false);
-  // BOS goes first in each window only when the tokenizer adds it to encoded text.
-  const std::vector<text::TokenId> probe = tokenizer->encode("a", /*add_special=*/true);
-  const std::optional<text::TokenId> bos = tokenizer->bos_id();
-  const bool adds_bos = bos && !probe.empty() && probe.front() == *bos;
-  const std::vector<std::vector<text::TokenId>> sequences =
-      calibration_sequences(tokens, adds_bos ? bos : std::nullopt, ctx.options.calib_samples,
-                            ctx.options.calib_seq_len, ctx.options.seed);
+  const CalibrationData calibration = load_calibration_data(
+      model, *ctx.options.calibration, {ctx.options.calib_samples, ctx.options.calib_seq_len, ctx.options.seed});
+  std::vector<std::vector<text::TokenId>> sequences;
+  for (int64_t i = 0; i < calibration.samples; ++i) {
+    const std::span<const text::TokenId> window = calibration.sequence(i);
+    sequences.emplace_back(window.begin(), window.end());
+  }
   SensitivityOptions sensitivity_options;
   sensitivity_options.reference_level = reference;
   const SensitivityResult measured =
@@ -337,13 +270,9 @@ MethodOutput run_mixed(const MethodContext& ctx) {
       {"budget_bytes", budget},
       {"tensor_bytes", total_bytes},
       {"bits_per_weight", bpw},
-      {"calibration",
-       {{"path", ctx.options.calibration->string()},
-        {"sha256", sha256_path(*ctx.options.calibration)},
-        {"sequences", measured.sequences},
-        {"tokens", measured.tokens},
-        {"seq_len", ctx.options.calib_seq_len},
-        {"seed", ctx.options.seed}}},
+      {"calibration", calibration.to_json()},
+      {"sensitivity_sequences", measured.sequences},
+      {"sensitivity_tokens", measured.tokens},
       {"kld_reference", measured.base_to_reference_kld},
       {"predicted_kld_increase", allocation.cost},
       {"sensitivity", sensitivity},

@@ -16,9 +16,8 @@
 //   base_method=M   a registered method (gptq, awq, ...) that quantizes the tensors in the
 //                   chosen formats, instead of RTN; base.KEY=VALUE passes KEY=VALUE to it.
 //                   Sensitivities are still measured with RTN.
-// Calibration text comes from --calib (plain text, or JSONL whose prompt / messages
-// contents are joined), cut into --calib-samples windows of --calib-seq-len tokens, which
-// --seed picks.
+// The calibration windows are --calib-samples windows of --calib-seq-len tokens from
+// --calib, drawn with --seed by load_calibration_data (calibration_data.h), as GPTQ's are.
 //
 // The allocation is a multiple-choice knapsack, solved exactly by allocate_levels.
 #include <cstdint>
