@@ -40,11 +40,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["rtn", "gptq", "awq", "smoothquant", "outlier", "fp8", "mixed"]
-# Bit width -> stepdown schemes to try in order (group size 128 first, then the GGUF type
-# of that width). 3-bit has no GGUF fallback in stepdown.
-SCHEMES = {4: ["int4-g128", "q4_0"], 3: ["int3-g128", "q3_k"]}
+# Bit width -> stepdown schemes to try in order: the first registered one whose group size
+# divides the model's embedding length, so that the q, k, v, gate and up rows fit it
+# (SmolLM2's 576 is not a multiple of 128). q4_0 is the GGUF type of that width.
+SCHEMES = {4: ["int4-g128", "int4-g64", "int4-g32", "q4_0"], 3: ["int3-g128", "int3-g64"]}
 # Methods that choose their own format and so run once, not per bit width.
-WIDTHLESS = {"fp8": "fp8", "smoothquant": "int8", "outlier": "int8"}
+WIDTHLESS = {"fp8": "fp8", "smoothquant": "w8a8", "outlier": "int8"}
 LLAMA_TYPES = ["Q4_K_M", "Q4_0", "Q8_0"]
 
 
@@ -95,6 +96,19 @@ def gguf_bpw(path: Path) -> float:
     return 8.0 * nbytes / params
 
 
+def group_size(scheme: str) -> int:
+    match = re.search(r"-g(\d+)", scheme)
+    return int(match.group(1)) if match else 32
+
+
+def embedding_length(path: Path) -> int:
+    import gguf
+    reader = gguf.GGUFReader(str(path))
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    field = reader.fields[f"{arch}.embedding_length"]
+    return int(field.parts[field.data[0]][0])
+
+
 def split_text(text: Path, work: Path) -> tuple[Path, Path]:
     data = text.read_text()
     calib, evaluation = work / "calib.txt", work / "eval.txt"
@@ -110,6 +124,7 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
     f32 = work / "f32.gguf"
     run_timed([stepdown, "quantize", *source, "--scheme", "f32", "-o", str(f32), "--threads", threads],
               work / "f32.log")
+    dim = embedding_length(f32)
     methods = known_names(stepdown, f32, "--method")
     schemes = known_names(stepdown, f32, "--scheme")
     calib_args = ["--calib", str(calib), "--calib-samples", str(samples), "--calib-seq-len", str(seq_len),
@@ -137,8 +152,11 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
                     runs.append((method, "mixed" if base == "rtn" else f"mixed+{base}", base))
 
     rtn_bpw: dict[int, float] = {}
+    mixed_bits = {int(b) for b in args.mixed_bits.split(",")}
     for method, label, base in runs:
         widths = [None] if method in WIDTHLESS else sorted(SCHEMES, reverse=True)
+        if method == "mixed":
+            widths = [b for b in widths if b in mixed_bits]
         for bits in widths:
             if bits is None:
                 scheme = WIDTHLESS[method]
@@ -147,15 +165,19 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
                                  "skipped": f"scheme {scheme} not registered"})
                     continue
             else:
-                scheme = next((s for s in SCHEMES[bits] if s in schemes), None)
+                scheme = next((s for s in SCHEMES[bits] if s in schemes and dim % group_size(s) == 0), None)
                 if scheme is None:
                     rows.append({"model": name, "tool": "stepdown", "method": label, "bits": bits,
-                                 "skipped": f"no {bits}-bit scheme registered ({', '.join(SCHEMES[bits])})"})
+                                 "skipped": f"no registered {bits}-bit scheme with a group dividing {dim} "
+                                            f"({', '.join(SCHEMES[bits])})"})
                     continue
             tag = f"{label}-{scheme}"
             out = work / f"{tag}.gguf"
             command = [stepdown, "quantize", str(f32), "--scheme", scheme, "-o", str(out), "--threads", threads]
-            if method != "rtn":
+            if method == "mixed" and args.mixed_calib_samples:
+                command += ["--method", method, *calib_args[:2], "--calib-samples", str(args.mixed_calib_samples),
+                            *calib_args[4:]]
+            elif method != "rtn":
                 command += ["--method", method, *calib_args]
             if method == "mixed":
                 if bits not in rtn_bpw:
@@ -252,6 +274,9 @@ def main() -> int:
     parser.add_argument("--model-cache", default=str(Path.home() / ".cache" / "stepdown" / "models"))
     parser.add_argument("--mixed-base", default="rtn,gptq",
                         help="comma-separated base methods for the mixed rows (rtn, gptq, awq)")
+    parser.add_argument("--mixed-bits", default="4,3", help="bit widths that get mixed rows")
+    parser.add_argument("--mixed-calib-samples", type=int, default=0,
+                        help="calibration windows for the mixed rows; 0 uses the model's default")
     parser.add_argument("--mixed-extra-bpw", type=float, default=0.6,
                         help="bits per weight the mixed row may spend above the RTN row of its width")
     args = parser.parse_args()
@@ -279,6 +304,7 @@ def main() -> int:
         "cores": os.cpu_count(),
         "text": Path(args.text).name,
         "mixed extra bpw": args.mixed_extra_bpw,
+        "mixed calibration windows": args.mixed_calib_samples or "as the other methods",
     }
     text = markdown(rows, conditions)
     (work / "quality_methods.md").write_text(text)
