@@ -223,8 +223,8 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
       return permute ? neox_to_interleaved_rows(*method_tensor->second.bytes, t.rows(), heads)
                      : *method_tensor->second.bytes;
     }
-    std::vector<float> values =
-        method_tensor != prepared.tensors.end() ? method_tensor->second.values : dequantize_tensor(t);
+    const bool method_values = method_tensor != prepared.tensors.end() && !method_tensor->second.values.empty();
+    std::vector<float> values = method_values ? method_tensor->second.values : dequantize_tensor(t);
     if (static_cast<int64_t>(values.size()) != t.numel()) {
       raise<InvalidArgument>("method '{}' gave {} values for {} {}, expected {}", options.method, values.size(),
                              t.name, shape_string(t.shape), t.numel());
