@@ -21,6 +21,8 @@
 #include "stepdown/io/gguf.h"
 #include "stepdown/io/gguf_container.h"
 #include "stepdown/io/gguf_writer.h"
+#include "stepdown/kernels/matmul.h"
+#include "stepdown/quant/rtn_int.h"
 #include "test_paths.h"
 
 namespace stepdown::io {
@@ -129,6 +131,42 @@ TEST(GgufContainer, GgufPyReadsI8Matrices) {
   EXPECT_EQ(meta.at("stepdown.container_version").at("value"), 1);
   EXPECT_EQ(meta.at("stepdown.tensor.blk.0.attn_q.weight.format").at("value"), "int4-g128");
   EXPECT_EQ(meta.at("stepdown.tensor.blk.0.attn_q.weight.shape").at("value"), nlohmann::json({3, 256}));
+}
+
+// Every stepdown format, quantized from Gaussian values, decoded by an independent numpy
+// decoder written from the layouts in stepdown_formats.h
+// (scripts/golden/decode_stepdown_container.py). Both compute in f32 with one rounding per
+// operation, so the decoded values must agree bit for bit (compared through sha256).
+TEST(GgufContainer, NumpyDecoderMatchesDequantizeRow) {
+  test::ScratchDir dir("container_numpy");
+  std::vector<GgufTensorInfo> infos;
+  std::vector<std::vector<std::byte>> data;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (DType dtype : stepdown_formats()) {
+    std::vector<float> values(3 * 256);
+    for (float& v : values) v = normal(rng);
+    infos.push_back({"w." + std::string(stepdown_format_name(dtype)), dtype, {3, 256}});
+    data.push_back(quant::quantize_tensor_stepdown(infos.back().name, dtype, values, 3, 256));
+  }
+  write_gguf(dir / "all.gguf", Metadata{}, infos, [&](size_t i) { return data[i]; });
+
+  const std::string command = "python3 " + (test::source_dir() / "scripts/golden/decode_stepdown_container.py").string() +
+                              " " + (dir / "all.gguf").string() + " 2>&1";
+  const std::string text = run_command(command);
+  const nlohmann::json decoded = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(decoded.is_discarded()) << command << " printed:\n" << text;
+  ASSERT_EQ(decoded.size(), infos.size()) << text;
+
+  const ModelFile file = open_gguf(dir / "all.gguf");
+  for (const TensorView& t : file.tensors) {
+    std::vector<float> values(static_cast<size_t>(t.numel()));
+    for (int64_t r = 0; r < t.rows(); ++r) kernels::dequantize_row(t.dtype, t.row(r), values.data() + r * t.cols(), t.cols());
+    const std::string_view bytes(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+    ASSERT_TRUE(decoded.contains(t.name)) << t.name;
+    EXPECT_EQ(decoded.at(t.name).at("format"), std::string(stepdown_format_name(t.dtype)));
+    EXPECT_EQ(decoded.at(t.name).at("sha256"), sha256_hex(bytes)) << t.name;
+  }
 }
 
 // A file with one INT4_G128 (2, 128) tensor "w" stored as I8 (66, 2), whose container keys
