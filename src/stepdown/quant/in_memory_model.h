@@ -1,7 +1,7 @@
 #pragma once
 // A model file held in memory whose tensors are quantized into their planned formats,
 // with a method's replacement weights applied. It runs and scores formats that no
-// container stores yet (INT8_W8A8, FP8 with static activation scales) exactly as a
+// container stores yet (INT8_W8A8, FP8_E4M3, INT8_OUTLIER) exactly as a
 // written file would, and lets tests compare methods without writing GGUF.
 #include <optional>
 
