@@ -3,6 +3,7 @@
 #include "stepdown/quant/awq.h"
 #include "stepdown/quant/fp8_calibrated.h"
 #include "stepdown/quant/gptq_method.h"
+#include "stepdown/quant/mixed_precision.h"
 #include "stepdown/quant/outlier_split.h"
 #include "stepdown/quant/smoothquant.h"
 
@@ -16,6 +17,7 @@ std::vector<QuantMethod> builtin_quant_methods() {
   methods.push_back(smoothquant_method());
   methods.push_back(fp8_method());
   methods.push_back(outlier_method());
+  methods.push_back(mixed_method());
   return methods;
 }
 

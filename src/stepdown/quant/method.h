@@ -26,6 +26,7 @@ struct QuantizeOptions;
 // applies any RoPE row permutation afterwards, to values and bytes alike.
 struct PreparedTensor {
   // W (rows, cols) f32 to quantize with the planned format instead of the source weights.
+  // Empty keeps the source weights, for a method that only changes the format.
   std::vector<float> values;
   // rows * row_bytes of the planned format, written as they are. When set, `values` is
   // ignored. The method checks that they decode to what it computed.
