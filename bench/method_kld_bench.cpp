@@ -1,6 +1,6 @@
 // Mean KLD of a quantized model against its f32 source, for RTN and the calibrated
 // methods, quantized in memory (quant::quantize_model_in_memory) so formats without a
-// container (INT8_W8A8) are scored too. One variant per run, so the peak RSS printed is
+// scheme (INT8_OUTLIER) are scored too. One variant per run, so the peak RSS printed is
 // that variant's (source model, calibration, quantized copy and the two transformers).
 //
 //   build/bench/method_kld_bench MODEL.gguf --text FILE --scheme q4_0 [--block-dtype INT8_W8A8]

@@ -1,8 +1,8 @@
 #pragma once
 // The "fp8" method of `stepdown quantize`: FP8 E4M3 weights with a scale per output
 // channel (the FP8_E4M3 row quantizer: absmax(row) / 448) or one scale per tensor
-// (absmax(W) / 448, written into every row header of the same FP8_E4M3 layout, so the
-// kernels run it unchanged). Values are clamped to +-448 before the cast, and an all-zero
+// (absmax(W) / 448). The tensor scale is written into every row header of the same
+// FP8_E4M3 layout, so the kernels run it unchanged. Values are clamped to +-448 before the cast, and an all-zero
 // row or tensor gets scale 0 and zero codes.
 #include <cstddef>
 #include <vector>

@@ -1,8 +1,7 @@
 #pragma once
 // A model file held in memory whose tensors are quantized into their planned formats,
 // with a method's replacement weights applied. It runs and scores formats that no
-// container stores yet (INT8_W8A8, FP8 with static activation scales) exactly as a
-// written file would, and lets tests compare methods without writing GGUF.
+// scheme offers yet (INT8_OUTLIER) exactly as a written file would, and lets tests compare methods without writing GGUF.
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -29,7 +28,7 @@ struct InMemoryModel {
 
 // Opens options.model, plans it for options.scheme and options.overrides as
 // quantize_model does, then stores every block matrix ("blk.*", 2-D) in `block_dtype`
-// when given, for formats no registered scheme offers yet (INT8_W8A8). Runs
+// when given, for formats no registered scheme offers yet (INT8_OUTLIER). Runs
 // options.method and quantizes into memory instead of writing a file. Throws what
 // quantize_model throws for bad options.
 InMemoryModel quantize_model_in_memory(const QuantizeOptions& options, std::optional<DType> block_dtype,
