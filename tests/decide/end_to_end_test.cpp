@@ -227,6 +227,31 @@ TEST_F(DecideEndToEnd, MissingModelFileIsInputError) {
   EXPECT_THAT(r.err, HasSubstr("nowhere.gguf not found"));
 }
 
+TEST_F(DecideEndToEnd, DefaultWithoutModelSaysFetch) {
+  // The embedded default policy reads its model from the model cache; point that at an
+  // empty folder.
+  const std::string command = fmt::format("STEPDOWN_MODEL_CACHE={} {} decide --cache {} --out {} 2>&1",
+                                          (dir_ / "no-models").string(), test::cli_path().string(),
+                                          (dir_ / "cache").string(), (dir_ / "out").string());
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << output;
+  EXPECT_THAT(output, HasSubstr("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  EXPECT_THAT(output, HasSubstr("run scripts/fetch-models"));
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+TEST_F(DecideEndToEnd, UnknownFlagIsInputError) {
+  const test::CliResult r = test::run_cli("decide --tpot-p95 10");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
 TEST_F(DecideEndToEnd, PolicyErrorIsInputError) {
   const fs::path policy = dir_ / "p.yaml";
   std::ofstream(policy) << "model: m.gguf\nbudget:\n  tpot: 10\n";

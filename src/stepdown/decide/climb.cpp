@@ -282,6 +282,9 @@ RungRecord climb_rung(Climb& climb, const RungDefinition& rung, const std::strin
   RungRecord record;
   record.name = rung.name;
   record.label = rung.label;
+  if (rung.name == "baseline" && !policy.baseline_scheme.empty()) {
+    record.label = fmt::format("Baseline ({} conversion)", policy.baseline_scheme);
+  }
   record.rung_index = rung.rung_index;
   record.method = rung.method;
   record.scheme = rung.name == "baseline" ? policy.baseline_scheme : rung.scheme;

@@ -220,7 +220,6 @@ Recommendation recommend(const std::vector<RungRecord>& rungs, const DecidePolic
     recommendation.summary = fmt::format("{} meets {} on {} and stays within every stratum's tolerance.", chosen->label,
                                          budget_phrase(policy.budget, policy.memory_mb),
                                          device_phrase(policy.devices, *chosen));
-    recommendation.reasons.push_back(recommendation.summary);
 
     // What the rungs below it missed, cheapest first.
     for (auto it = rungs.begin(); it != chosen; ++it) {
