@@ -18,7 +18,10 @@
 #include <sstream>
 #include <thread>
 
+#include <atomic>
+
 #include <fmt/format.h>
+#include <httplib.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -216,6 +219,48 @@ TEST_F(DecideEndToEnd, UnreachableEndpointFailsAtOnce) {
   EXPECT_THAT(r.err, HasSubstr("start the server"));
   EXPECT_LT(seconds, 20.0) << "the endpoint check should fail before any model work";
   EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+TEST_F(DecideEndToEnd, EndpointGeneratesGoldens) {
+  // A loopback OpenAI-compatible server that completes every prompt with the same text.
+  httplib::Server server;
+  std::atomic<int> requests{0};
+  std::atomic<bool> model_name_ok{true};
+  server.Get("/v1/models", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"({"data":[{"id":"base"}]})", "application/json");
+  });
+  server.Post("/v1/completions", [&](const httplib::Request& request, httplib::Response& response) {
+    ++requests;
+    if (json::parse(request.body).value("model", "") != "base") model_name_ok = false;
+    response.set_content(json{{"choices", {{{"text", "once upon a time"}, {"finish_reason", "stop"}}}},
+                              {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 4}}}}
+                             .dump(),
+                         "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  const fs::path policy = write_policy(
+      "p.yaml", fmt::format("budget: {{tpot_p95_ms: 100000, prompt_tokens: 16, output_tokens: 16}}\n"
+                            "rungs: [baseline]\nendpoint: {{url: http://127.0.0.1:{}/v1, api_model: base}}\n",
+                            port));
+  const test::CliResult r = test::run_cli(decide_args(policy, dir_ / "out"));
+  server.stop();
+  serving.join();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  EXPECT_EQ(requests.load(), 8);
+  EXPECT_TRUE(model_name_ok.load());
+  std::ifstream golden(dir_ / "out" / "golden-suite.jsonl");
+  std::string line;
+  int items = 0;
+  while (std::getline(golden, line)) {
+    EXPECT_EQ(json::parse(line).at("reference"), "once upon a time") << line;
+    ++items;
+  }
+  EXPECT_EQ(items, 8);
 }
 
 TEST_F(DecideEndToEnd, MissingModelFileIsInputError) {

@@ -42,9 +42,9 @@ DeviceProfile jetson_orin_nano() {
 }
 
 // The host's peak is an estimate (2.5 GHz, one 512-bit or two 256-bit FMAs per cycle:
-// 32 f32 flops per cycle per thread). Its only use is as the denominator of the compute
+// 32 f32 flops per cycle per thread). It is only the denominator of the compute
 // efficiency, which calibrate() measures against the same figure, so host predictions do
-// not depend on it; predictions for other devices scale with the ratio of peaks.
+// not depend on it. Predictions for other devices scale with the ratio of peaks.
 DeviceProfile host_profile(double read_bandwidth_gbps, const bench::HostInfo& host, int threads) {
   const auto has = [&](const char* feature) {
     return std::find(host.cpu_features.begin(), host.cpu_features.end(), feature) != host.cpu_features.end();

@@ -337,6 +337,7 @@ nlohmann::json policy_to_json(const DecidePolicy& policy) {
   if (policy.endpoint) {
     json["endpoint"] = {{"url", policy.endpoint->url}, {"api_model", policy.endpoint->api_model}};
   }
+
   json["suite"] = policy.suite ? nlohmann::json(policy.suite->string()) : nlohmann::json(nullptr);
   json["traffic"] = policy.traffic ? nlohmann::json(policy.traffic->string()) : nlohmann::json(nullptr);
   json["per_stratum"] = policy.per_stratum;
@@ -352,6 +353,7 @@ nlohmann::json policy_to_json(const DecidePolicy& policy) {
                     {"output_tokens", policy.budget.output_tokens},
                     {"prompt_tokens", policy.budget.prompt_tokens}};
   json["memory_mb"] = optional_json(policy.memory_mb);
+
   nlohmann::json strata = nlohmann::json::object();
   for (const auto& [name, stratum] : policy.tolerance.strata) {
     strata[name] = {{"max_regression", optional_json(stratum.max_regression)},
@@ -361,6 +363,7 @@ nlohmann::json policy_to_json(const DecidePolicy& policy) {
                        {"metric", policy.tolerance.metric},
                        {"overall", optional_json(policy.tolerance.overall)},
                        {"strata", strata}};
+
   json["rungs"] = policy.rungs;
   json["rung_params"] = policy.rung_params;
   json["stop_at_first"] = policy.stop_at_first;

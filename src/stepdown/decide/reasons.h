@@ -1,9 +1,9 @@
 #pragma once
-// The decision in words. The rules: start with quantization; INT8 is the default; INT4
-// only when INT8 misses the latency budget and every stratum tolerates it; a smaller
-// architecture (prune, distill, quantize) only when quantization is not enough, which
-// suits narrow, stable tasks; quality is measured on the team's own traffic, never on
-// public leaderboards. Every sentence carries the numbers behind it.
+// The decision in words. Quantization comes first, and INT8 is the default. INT4 is used
+// only when INT8 misses the latency budget and every stratum tolerates INT4. A smaller
+// architecture (prune, distill, quantize) is proposed only when quantization is not
+// enough, and it suits narrow, stable tasks. Quality is measured on the team's own
+// traffic, never on public leaderboards. Every sentence carries the numbers behind it.
 #include <optional>
 #include <string>
 #include <vector>
