@@ -261,6 +261,13 @@ TEST_F(DecideEndToEnd, EndpointGeneratesGoldens) {
     ++items;
   }
   EXPECT_EQ(items, 8);
+
+  // The baseline meets the budget. As a llama2.c file it keeps its format in the output.
+  const json recommendation = json::parse(r.out);
+  EXPECT_EQ(recommendation["rung"], "baseline");
+  EXPECT_EQ(recommendation["model_file"], "model.bin");
+  EXPECT_THAT(recommendation["reasons"].dump(), HasSubstr("no compression is needed"));
+  EXPECT_EQ(read_text(dir_ / "out" / "model.bin"), read_text(stories_dir() / "stories260K.bin"));
 }
 
 TEST_F(DecideEndToEnd, MissingModelFileIsInputError) {

@@ -389,7 +389,8 @@ json manifest_json(const Climb& climb, const json& decision, const RungRecord* c
                           {"method", chosen->method}, {"params", chosen->params}});
   }
 
-  manifest["model"] = {{"path", "model.gguf"}, {"rung", chosen->name}, {"sha256", decision["recommendation"]["sha256"]}};
+  manifest["model"] = {{"path", decision["recommendation"]["model_file"]},
+                       {"rung", chosen->name}, {"sha256", decision["recommendation"]["sha256"]}};
   manifest["transforms"] = transforms;
   const json rung = to_json(*chosen);
   manifest["eval"] = rung["quality"];
@@ -431,8 +432,20 @@ void write_outputs(const Climb& climb, const fs::path& dir, const std::vector<Ru
     }
   }
   if (chosen != nullptr) {
-    link_or_copy(chosen_files->model, dir / "model.gguf");
-    decision["recommendation"]["sha256"] = sha256_path(dir / "model.gguf");
+    // Every built rung is a GGUF. The baseline as given keeps its own format: a single file
+    // is linked under its extension, and a Hugging Face folder is referred to where it is.
+    const fs::path& source = chosen_files->model;
+    json& recommendation = decision["recommendation"];
+    if (fs::is_directory(source)) {
+      recommendation["model_file"] = source.string();
+    } else {
+      const std::string name = source.extension() == ".gguf" || chosen->name != "baseline"
+                                   ? std::string("model.gguf")
+                                   : "model" + source.extension().string();
+      link_or_copy(source, dir / name);
+      recommendation["model_file"] = name;
+    }
+    recommendation["sha256"] = sha256_path(source);
   }
   write_file_atomic(dir / "manifest.json", manifest_json(climb, decision, chosen, chosen_files).dump(2) + "\n");
   write_file_atomic(dir / "decision.json", decision.dump(2) + "\n");
