@@ -299,6 +299,16 @@ TEST_F(DecideEndToEnd, DefaultWithoutModelSaysFetch) {
   EXPECT_FALSE(fs::exists(dir_ / "out"));
 }
 
+TEST_F(DecideEndToEnd, ForeignOutputFolderIsKept) {
+  fs::create_directories(dir_ / "notes");
+  std::ofstream(dir_ / "notes" / "todo.txt") << "keep me";
+  const test::CliResult r =
+      test::run_cli(decide_args(write_policy("p.yaml", kFitsBf16), dir_ / "notes"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("not an earlier output of stepdown decide"));
+  EXPECT_EQ(read_text(dir_ / "notes" / "todo.txt"), "keep me");
+}
+
 TEST_F(DecideEndToEnd, UnknownFlagIsInputError) {
   const test::CliResult r = test::run_cli("decide --tpot-p95 10");
   EXPECT_EQ(r.exit_code, 2) << r.err;

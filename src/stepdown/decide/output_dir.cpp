@@ -16,10 +16,17 @@ namespace stepdown::decide {
 
 namespace fs = std::filesystem;
 
-StagedDir::StagedDir(fs::path target) : target_(std::move(target)) {
+StagedDir::StagedDir(fs::path target) : target_(fs::weakly_canonical(fs::absolute(std::move(target)))) {
   if (target_.filename().empty()) target_ = target_.parent_path();
   if (fs::exists(target_) && !fs::is_directory(target_)) {
     raise<InvalidArgument>("output {} exists and is not a folder; give another --out", target_.string());
+  }
+  // The commit replaces the whole folder, so only an earlier output or an empty folder may
+  // be replaced, never a folder that happens to have the same name.
+  if (fs::is_directory(target_) && !fs::is_empty(target_) && !fs::exists(target_ / kOutputMarker)) {
+    raise<InvalidArgument>("output {} is a folder without {}, so it is not an earlier output of stepdown decide; "
+                           "give a new or empty folder with --out",
+                           target_.string(), kOutputMarker);
   }
   const fs::path parent = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
   std::error_code error;

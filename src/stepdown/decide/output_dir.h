@@ -6,9 +6,14 @@
 
 namespace stepdown::decide {
 
+// The file whose presence marks a folder as an earlier output that may be replaced.
+inline constexpr const char* kOutputMarker = "decision.json";
+
 class StagedDir {
  public:
   // Creates `target`.tmp-<pid> beside `target` and registers it for interrupt cleanup.
+  // Raises InvalidArgument when `target` is a file, or a folder that is neither empty nor
+  // an earlier output (it has no kOutputMarker).
   explicit StagedDir(std::filesystem::path target);
   ~StagedDir();
   StagedDir(const StagedDir&) = delete;
