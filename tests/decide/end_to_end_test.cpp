@@ -179,9 +179,10 @@ TEST_F(DecideEndToEnd, ClimbWritesDecisionAndArtifacts) {
 }
 
 TEST_F(DecideEndToEnd, NoRungMeetsBudgetExitsOne) {
-  const fs::path policy = write_policy(
-      "p.yaml", "budget: {tpot_p95_ms: 0.00001, prompt_tokens: 16, output_tokens: 16}\nrungs: [baseline, int8]\n");
-  const test::CliResult r = test::run_cli(decide_args(policy, dir_ / "out"));
+  // The flags replace the policy's loose budget and its rungs.
+  const fs::path policy = write_policy("p.yaml", kFitsBf16);
+  const test::CliResult r =
+      test::run_cli(decide_args(policy, dir_ / "out") + " --tpot-p95-ms 0.00001 --rungs baseline,int8");
   ASSERT_EQ(r.exit_code, 1) << r.err;
   const json recommendation = json::parse(r.out);
   EXPECT_TRUE(recommendation["rung"].is_null());
@@ -192,6 +193,8 @@ TEST_F(DecideEndToEnd, NoRungMeetsBudgetExitsOne) {
   EXPECT_TRUE(fs::exists(dir_ / "out" / "decision.json"));
   EXPECT_FALSE(fs::exists(dir_ / "out" / "model.gguf"));
   const json decision = json::parse(read_text(dir_ / "out" / "decision.json"));
+  ASSERT_EQ(decision["rungs"].size(), 2u);
+  EXPECT_EQ(decision["rungs"][1]["name"], "int8");
   EXPECT_EQ(decision["rungs"][1]["status"], "fail");
   EXPECT_TRUE(decision["rungs"][1]["quality"].is_null());
 }

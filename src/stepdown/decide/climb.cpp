@@ -49,6 +49,16 @@ void require_file(const std::optional<fs::path>& path, const char* key, const st
   }
 }
 
+// Bytes of a model file, or of every file in a Hugging Face model folder.
+uint64_t path_bytes(const fs::path& path) {
+  if (!fs::is_directory(path)) return fs::file_size(path);
+  uint64_t bytes = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(path)) {
+    if (entry.is_regular_file()) bytes += entry.file_size();
+  }
+  return bytes;
+}
+
 // Files a rung leaves in the cache, linked into rungs/<name>/ at the end.
 struct RungFiles {
   fs::path model;
@@ -315,7 +325,7 @@ RungRecord climb_rung(Climb& climb, const RungDefinition& rung, const std::strin
   record.model_file = rung.name == "baseline" && policy.baseline_scheme.empty()
                           ? policy.model.string()
                           : "rungs/" + rung.name + "/model.gguf";
-  record.file_bytes = fs::is_directory(built.model) ? 0 : fs::file_size(built.model);
+  record.file_bytes = path_bytes(built.model);
 
   bench_rung(climb, record, built, label, files);
   for (const std::string& device : policy.devices) {
@@ -331,7 +341,7 @@ RungRecord climb_rung(Climb& climb, const RungDefinition& rung, const std::strin
   }
   record.status = meets_budget && record.meets_quality ? "pass" : "fail";
   record.reasons = explain_rung(record, policy);
-  if (!record.overall) record.reasons.push_back("not evaluated, because it misses the latency budget");
+  if (!record.overall) record.reasons.push_back("not evaluated, because it misses the budget");
   spdlog::info("{} {}: {}", label, record.status, record.reasons.empty() ? "" : record.reasons.front());
   return record;
 }
