@@ -1,5 +1,6 @@
 // stepdown quantize MODEL --scheme SCHEME -o OUT [--tokenizer FILE] [--override PATTERN=TYPE ...]
-// [--threads N] [--json] [--method M --calib FILE ...]: writes OUT as GGUF and OUT.manifest.json beside it.
+// [--threads N] [--json] [--method M --calib FILE ... [--against SUITE_OR_TRAFFIC]]: writes OUT as GGUF and
+// OUT.manifest.json beside it.
 #include <cstdio>
 #include <map>
 #include <string>
@@ -10,6 +11,8 @@
 #include "command.h"
 #include "stepdown/core/atomic_file.h"
 #include "stepdown/core/error.h"
+#include "stepdown/io/model_file.h"
+#include "stepdown/quant/calibration_check.h"
 #include "stepdown/quant/quantize_model.h"
 
 namespace stepdown::cli {
@@ -26,6 +29,7 @@ struct QuantizeArgs {
   std::string method = "rtn";
   std::vector<std::string> method_params;
   std::string calibration;
+  std::string against;
   int64_t calib_samples = 128;
   int64_t calib_seq_len = 512;
   uint64_t seed = 0;
@@ -44,8 +48,22 @@ std::map<std::string, std::string> parse_method_params(const std::vector<std::st
   return params;
 }
 
+// Warns, as `stepdown calib-check` does, when the calibration set does not represent the
+// production requests in `args.against`. Quantization goes ahead either way.
+void warn_unrepresentative_calibration(const QuantizeArgs& args) {
+  if (args.calibration.empty()) throw InvalidArgument("--against needs --calib: there is no calibration set to check");
+  io::OpenOptions open;
+  if (!args.tokenizer.empty()) open.tokenizer_path = args.tokenizer;
+  const io::ModelFile model = io::open_model_file(args.model, open);
+  const quant::CalibrationCheck check = quant::check_calibration_files(args.calibration, args.against, &model);
+  for (const std::string& warning : check.warnings) {
+    spdlog::warn("WARNING: calibration set {} against {}: {}", args.calibration, args.against, warning);
+  }
+}
+
 int run_quantize(const QuantizeArgs& args) {
   check_output_is_not_input(args.model, args.output, "model");
+  if (!args.against.empty()) warn_unrepresentative_calibration(args);
   quant::QuantizeOptions options;
   options.model = args.model;
   if (!args.tokenizer.empty()) options.tokenizer = args.tokenizer;
@@ -91,9 +109,12 @@ const bool registered = register_command("quantize", [](CLI::App& app, int& exit
   cmd->add_option("--method", args->method, "rtn (default) or a calibrated method; see docs/quantize.md");
   cmd->add_option("--method-param", args->method_params, "KEY=VALUE for the method (repeatable)");
   cmd->add_option("--calib", args->calibration, "Calibration data: traffic JSONL (prompt or messages) or plain text");
-  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(CLI::PositiveNumber);
+  cmd->add_option("--against", args->against,
+                  "Production requests (suite or traffic JSONL): warn when --calib does not represent them")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(kPositiveInteger);
   cmd->add_option("--calib-seq-len", args->calib_seq_len, "Tokens per calibration sequence")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--seed", args->seed, "Seed for calibration sampling");
   cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 });
