@@ -129,6 +129,8 @@ TEST_F(DecideEndToEnd, ClimbWritesDecisionAndArtifacts) {
   EXPECT_LT(rungs[1]["file_bytes"].get<double>(), rungs[0]["file_bytes"].get<double>());
   EXPECT_GT(rungs[1]["measured"]["tpot_p95_ms"].get<double>(), 0);
   EXPECT_TRUE(rungs[1]["predicted"].contains("host"));
+  EXPECT_GT(rungs[1]["flops_per_token"].get<double>(), 0);
+  EXPECT_GT(rungs[1]["resident_bytes"].get<double>(), 0);
   const json& strata = rungs[1]["quality"]["strata"];
   ASSERT_EQ(strata.size(), 2u);
   EXPECT_EQ(strata[0]["name"], "animals");
@@ -144,7 +146,7 @@ TEST_F(DecideEndToEnd, ClimbWritesDecisionAndArtifacts) {
   for (const char* name : {"model.gguf", "manifest.json", "gate.yaml", "baseline-results.json", "golden-suite.jsonl",
                            "suite.jsonl", "rungs/bf16/model.gguf", "rungs/bf16/model.gguf.manifest.json",
                            "rungs/bf16/results.json", "rungs/bf16/bench.json", "rungs/baseline/results.json",
-                           "rungs/baseline/bench.json"}) {
+                           "rungs/baseline/bench.json", "report.md", "report.html"}) {
     EXPECT_TRUE(fs::exists(out / name)) << name;
   }
   EXPECT_EQ(read_text(out / "model.gguf"), read_text(out / "rungs/bf16/model.gguf"));

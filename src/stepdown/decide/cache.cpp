@@ -47,7 +47,9 @@ std::string quantize_key(const QuantizeKeyInputs& inputs) {
 
 std::string bench_key(const std::string& model_sha256, const std::string& host_id, int64_t prompt_tokens,
                       int64_t output_tokens, int repetitions, int warmup, const std::string& tool_version) {
+  // format 2: bench.json carries the model cost of latency_predict.h.
   return key_of({{"kind", "bench"},
+                 {"format", 2},
                  {"model", model_sha256},
                  {"host", host_id},
                  {"prompt_tokens", prompt_tokens},

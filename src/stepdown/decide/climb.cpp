@@ -90,6 +90,7 @@ struct Climb {
   bench::HostInfo host;
   double bandwidth_gbps = 0;
   std::string host_id;
+  HostProbes probes;
   DeviceProfile host_profile;
   std::map<std::string, DeviceProfile> devices;
   std::vector<std::string> device_formats;
@@ -98,6 +99,7 @@ struct Climb {
   std::optional<eval::Results> baseline_results;
   std::optional<Efficiency> baseline_efficiency;  // host efficiency of the baseline at p95
   std::optional<Efficiency> baseline_median_efficiency;  // and at p50
+  std::string baseline_precision;
   json predictor_error = json::array();
 };
 
@@ -153,6 +155,8 @@ ModelCost model_cost(const RungRecord& record, const Budget& budget) {
   cost.weight_bytes_per_token = record.weight_bytes_per_token;
   cost.kv_bytes_per_token = record.kv_bytes_per_token;
   cost.flops_per_token = record.flops_per_token;
+  cost.prefill_flops_per_token = record.prefill_flops_per_token;
+  cost.resident_bytes = record.resident_bytes;
   cost.compute_precision = record.compute_precision;
   cost.prompt_tokens = budget.prompt_tokens;
   cost.output_tokens = budget.output_tokens;
@@ -195,12 +199,13 @@ void bench_rung(Climb& climb, RungRecord& record, const BuiltModel& built, const
   measured.peak_rss_mb = report.at("peak_rss_bytes").get<double>() / 1e6;
   record.measured = measured;
 
-  record.weight_bytes_per_token = report.at("weight_bytes_per_token").get<double>();
-  record.kv_bytes_per_token = report.at("kv_bytes_per_token").get<double>();
+  const json& model_cost_json = report.at("cost");
+  record.weight_bytes_per_token = model_cost_json.at("weight_bytes_per_token").get<double>();
+  record.kv_bytes_per_token = model_cost_json.at("kv_bytes_per_token").get<double>();
+  record.flops_per_token = model_cost_json.at("flops_per_token").get<double>();
+  record.prefill_flops_per_token = model_cost_json.at("prefill_flops_per_token").get<double>();
+  record.resident_bytes = model_cost_json.at("resident_bytes").get<double>();
   record.bits_per_weight = report.at("bits_per_weight").get<double>();
-  // Every matrix weight read per token is one multiply-add (2 flops).
-  record.flops_per_token =
-      record.bits_per_weight > 0 ? 2 * record.weight_bytes_per_token * 8 / record.bits_per_weight : 0;
 
   const ModelCost cost = model_cost(record, policy.budget);
   const Efficiency own = calibrate(climb.host_profile, cost, measured.ttft_p95_ms, measured.tpot_p95_ms);
@@ -210,13 +215,18 @@ void bench_rung(Climb& climb, RungRecord& record, const BuiltModel& built, const
     record.predicted[name] = predict(device, cost, own);
   }
 
-  // The host prediction uses the baseline's efficiency, so comparing it with this rung's
-  // measurement tests the latency model across formats. The error is reported at the
-  // median, because a p95 of a few hundred samples mostly measures other processes.
-  record.predicted["host"] = predict(climb.host_profile, cost, *climb.baseline_efficiency);
+  // The host prediction uses the baseline's efficiency, spread over formats by the host's
+  // streaming probe, so comparing it with this rung's measurement tests the latency model
+  // across formats. The error is reported at the median, because a p95 of a few hundred
+  // samples mostly measures other processes.
+  if (climb.baseline_precision.empty()) climb.baseline_precision = record.compute_precision;
+  const auto on_host = [&](const Efficiency& baseline) {
+    return predict(climb.host_profile, cost, for_host_formats(baseline, climb.baseline_precision, climb.probes));
+  };
+  record.predicted["host"] = on_host(*climb.baseline_efficiency);
   const Efficiency median = calibrate(climb.host_profile, cost, measured.ttft_p50_ms, measured.tpot_p50_ms);
   if (!climb.baseline_median_efficiency) climb.baseline_median_efficiency = median;
-  const double predicted_median = predict(climb.host_profile, cost, *climb.baseline_median_efficiency).tpot_ms;
+  const double predicted_median = on_host(*climb.baseline_median_efficiency).tpot_ms;
   climb.predictor_error.push_back(
       {{"rung", record.name},
        {"scheme", record.scheme.empty() ? "as given" : record.scheme},
@@ -516,11 +526,12 @@ void prepare_inputs(Climb& climb, const fs::path& out_dir) {
   bandwidth.threads = policy.threads;
   climb.bandwidth_gbps = bench::measure_read_bandwidth(bandwidth).gb_per_s;
   climb.host_id = host_identity(policy.threads);
-  climb.host_profile = resolve_device("host", climb.bandwidth_gbps, climb.host, policy.threads);
+  climb.probes = probe_host(climb.cache, climb.host_id, policy.threads);
+  climb.host_profile = resolve_device("host", climb.bandwidth_gbps, climb.host, climb.probes);
   spdlog::info("host: {}, read bandwidth {:.1f} GB/s with {} threads", climb.host.cpu_model, climb.bandwidth_gbps,
                policy.threads);
   for (const std::string& name : policy.devices) {
-    DeviceProfile device = resolve_device(name, climb.bandwidth_gbps, climb.host, policy.threads);
+    DeviceProfile device = resolve_device(name, climb.bandwidth_gbps, climb.host, climb.probes);
     for (const std::string& format : device.native_formats) climb.device_formats.push_back(format);
     climb.devices.emplace(name, std::move(device));
   }
@@ -538,7 +549,7 @@ DecideOutcome run_decide(const DecideOptions& options) {
   require_file(policy.traffic, "traffic", policy.source);
   require_file(policy.suite, "suite", policy.source);
   require_file(policy.calibration, "calibration", policy.source);
-  for (const std::string& device : policy.devices) resolve_device(device, 1.0, bench::HostInfo{}, 1);
+  for (const std::string& device : policy.devices) resolve_device(device, 1.0, bench::HostInfo{}, HostProbes{});
   if (policy.endpoint) check_endpoint_reachable(policy.endpoint->url, policy.source);
 
   const InterruptGuard interrupt_guard;

@@ -1,64 +1,44 @@
 #pragma once
-// Target devices and latency prediction for the climb: the one place decide calls device
+// Target devices and latency prediction for the climb: decide's one entry to device
 // profiles (bench/device_profile.h) and the latency model (bench/latency_predict.h).
-// NOTE: until those headers land, this file carries its own small versions with the same
-// fields and a two-entry builtin table of spec-sheet estimates. When they land, the types
-// below become aliases of bench's and the functions forward to it.
-#include <filesystem>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "stepdown/bench/device_profile.h"
 #include "stepdown/bench/host_info.h"
+#include "stepdown/bench/latency_predict.h"
 
 namespace stepdown::decide {
 
-struct DeviceProfile {
-  std::string name;
-  std::string description;
-  double read_bandwidth_gbps = 0;
-  double memory_gb = 0;
-  std::map<std::string, double> peak_tflops;  // keys "f32","f16","bf16","int8","fp8","int4"
-  std::vector<std::string> native_formats;    // "fp8","int8","bf16",...
-  double network_rtt_ms = 0;
-  bool measured = false;
-  std::map<std::string, std::string> sources;
+using DeviceProfile = bench::DeviceProfile;
+using ModelCost = bench::ModelCost;
+using Efficiency = bench::Efficiency;
+using LatencyPrediction = bench::LatencyPrediction;
+
+// What the host probes measured once per host: peak compute and weight streaming rate per
+// precision key ("f32", "bf16", "int8", ...).
+struct HostProbes {
+  std::map<std::string, double> peak_tflops;
+  std::map<std::string, double> streaming_gb_per_s;
 };
 
-struct ModelCost {
-  double weight_bytes_per_token = 0;
-  double kv_bytes_per_token = 0;
-  double flops_per_token = 0;
-  std::string compute_precision;
-  int64_t prompt_tokens = 0;
-  int64_t output_tokens = 0;
-};
-
-// Fractions of the device's peak bandwidth and compute that the kernels reach.
-struct Efficiency {
-  double bandwidth = 0;
-  double compute = 0;
-};
-
-struct LatencyPrediction {
-  double ttft_ms = 0;
-  double tpot_ms = 0;
-  double e2e_ms = 0;
-  bool fits_memory = true;
-};
-
-// The profile of a target named in the policy: "host", a builtin name, or a YAML file
-// path. Throws InvalidArgument listing the known names for anything else.
+// The profile of a target named in the policy: "host" (this machine with the measured
+// bandwidth and probes), a builtin profile name, or a YAML file path. Throws
+// InvalidArgument listing the known names for anything else.
 DeviceProfile resolve_device(const std::string& name_or_path, double host_read_bandwidth_gbps,
-                             const bench::HostInfo& host, int threads);
+                             const bench::HostInfo& host, const HostProbes& probes);
 
-std::vector<std::string> builtin_devices();
-
+// Predicts `cost` on `device` at the efficiency a measured run reached on `host`.
 LatencyPrediction predict(const DeviceProfile& device, const ModelCost& cost, const Efficiency& efficiency);
 
 // The efficiency that makes predict() on `host` return the measured TTFT and TPOT.
 Efficiency calibrate(const DeviceProfile& host, const ModelCost& cost, double measured_ttft_ms,
                      double measured_tpot_ms);
+
+// `calibrated` (measured with a model of `precision`) spread over the other precisions in
+// proportion to how fast this host's kernels stream each format. For predictions on this
+// host only. Returns `calibrated` unchanged when the probes lack `precision`.
+Efficiency for_host_formats(const Efficiency& calibrated, const std::string& precision, const HostProbes& probes);
 
 }  // namespace stepdown::decide

@@ -152,6 +152,7 @@ std::optional<DeviceLatency> latency_on(const RungRecord& rung, const std::strin
 }
 
 double memory_mb_needed(const RungRecord& rung) {
+  if (rung.resident_bytes > 0) return rung.resident_bytes / 1e6;
   return (static_cast<double>(rung.file_bytes) + rung.kv_bytes_per_token) / 1e6;
 }
 

@@ -39,7 +39,8 @@ struct BudgetMiss {
 std::vector<BudgetMiss> budget_misses(const RungRecord& rung, const std::string& device, const Budget& budget,
                                       std::optional<double> memory_mb);
 
-// Memory the rung needs in MB: its file and the KV cache of one sequence.
+// Memory the rung needs in MB: every weight and the KV cache of one sequence at the full
+// context, or the file size and the mean KV cache when the benchmark did not count them.
 double memory_mb_needed(const RungRecord& rung);
 
 // One sentence per budget miss and per failing stratum, or one saying the rung passes.

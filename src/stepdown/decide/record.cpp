@@ -13,7 +13,8 @@ nlohmann::json to_json(const LatencyPrediction& prediction) {
   return {{"ttft_p95_ms", prediction.ttft_ms},
           {"tpot_p95_ms", prediction.tpot_ms},
           {"e2e_p95_ms", prediction.e2e_ms},
-          {"fits_memory", prediction.fits_memory}};
+          {"fits_memory", prediction.fits_memory},
+          {"compute_precision", prediction.compute_precision}};
 }
 
 nlohmann::json to_json(const RungRecord& record) {
@@ -31,6 +32,8 @@ nlohmann::json to_json(const RungRecord& record) {
   json["weight_bytes_per_token"] = record.weight_bytes_per_token;
   json["kv_bytes_per_token"] = record.kv_bytes_per_token;
   json["flops_per_token"] = record.flops_per_token;
+  json["prefill_flops_per_token"] = record.prefill_flops_per_token;
+  json["resident_bytes"] = record.resident_bytes;
   json["compute_precision"] = record.compute_precision;
 
   if (record.measured) {

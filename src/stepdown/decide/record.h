@@ -58,6 +58,8 @@ struct RungRecord {
   double weight_bytes_per_token = 0;
   double kv_bytes_per_token = 0;
   double flops_per_token = 0;
+  double prefill_flops_per_token = 0;
+  double resident_bytes = 0;  // every weight plus the KV cache at the full context
   std::string compute_precision;
 
   std::optional<MeasuredLatency> measured;

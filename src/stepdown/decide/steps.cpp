@@ -5,7 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "stepdown/bench/compute_probe.h"
 #include "stepdown/bench/latency.h"
+#include "stepdown/bench/latency_predict.h"
 #include "stepdown/bench/latency_report.h"
 #include "stepdown/core/atomic_file.h"
 #include "stepdown/core/error.h"
@@ -130,6 +132,12 @@ BenchOutcome bench_model(const StepCache& cache, const BenchRequest& request) {
   outcome.report = bench::to_json(report);
   outcome.report["bits_per_weight"] = summary.bits_per_weight;
   outcome.report["parameters"] = summary.parameters;
+  const bench::ModelCost cost = bench::model_cost(weights, request.prompt_tokens, request.output_tokens, "");
+  outcome.report["cost"] = {{"weight_bytes_per_token", cost.weight_bytes_per_token},
+                            {"kv_bytes_per_token", cost.kv_bytes_per_token},
+                            {"flops_per_token", cost.flops_per_token},
+                            {"prefill_flops_per_token", cost.prefill_flops_per_token},
+                            {"resident_bytes", cost.resident_bytes}};
   StepCache::Pending pending = cache.begin("bench", key);
   write_file_atomic(pending.dir() / "bench.json", outcome.report.dump(2) + "\n");
   outcome.file = pending.commit() / "bench.json";
@@ -194,6 +202,31 @@ GoldenOutcome make_golden_suite(const StepCache& cache, const GoldenRequest& req
   eval::write_suite(pending.dir() / "golden.jsonl", outcome.items);
   outcome.file = pending.commit() / "golden.jsonl";
   return outcome;
+}
+
+HostProbes probe_host(const StepCache& cache, const std::string& host_id, int threads) {
+  const std::string key = sha256_hex(nlohmann::json{{"kind", "host-probe"}, {"host", host_id},
+                                                    {"tool_version", STEPDOWN_VERSION}}.dump());
+  HostProbes probes;
+  nlohmann::json json;
+  if (std::optional<fs::path> dir = cache.find("host-probe", key)) {
+    json = read_json(*dir / "probes.json");
+    spdlog::info("host probes: reused {}", (*dir / "probes.json").string());
+  } else {
+    spdlog::info("host probes: measuring peak compute and weight streaming per format");
+    bench::ComputeProbeOptions compute;
+    compute.threads = threads;
+    bench::StreamingProbeOptions streaming;
+    streaming.threads = threads;
+    json = {{"peak_tflops", bench::measure_host_compute(compute)},
+            {"streaming_gb_per_s", bench::measure_host_streaming(streaming)}};
+    StepCache::Pending pending = cache.begin("host-probe", key);
+    write_file_atomic(pending.dir() / "probes.json", json.dump(2) + "\n");
+    pending.commit();
+  }
+  probes.peak_tflops = json.at("peak_tflops").get<std::map<std::string, double>>();
+  probes.streaming_gb_per_s = json.at("streaming_gb_per_s").get<std::map<std::string, double>>();
+  return probes;
 }
 
 void check_endpoint_reachable(const std::string& url, const std::string& source) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stepdown/decide/cache.h"
+#include "stepdown/decide/devices.h"
 #include "stepdown/eval/metrics.h"
 #include "stepdown/eval/results.h"
 #include "stepdown/eval/suite.h"
@@ -104,6 +105,10 @@ struct GoldenOutcome {
 };
 
 GoldenOutcome make_golden_suite(const StepCache& cache, const GoldenRequest& request);
+
+// Peak compute and weight streaming per precision on this host, measured once per host
+// (bench/compute_probe.h) and cached under the host identity.
+HostProbes probe_host(const StepCache& cache, const std::string& host_id, int threads);
 
 // Checks that an OpenAI-compatible endpoint returns any HTTP response within a few seconds.
 // Raises InvalidArgument naming the URL and the connection error otherwise.
