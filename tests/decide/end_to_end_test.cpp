@@ -336,11 +336,13 @@ TEST_F(DecideEndToEnd, InterruptKeepsPreviousOutput) {
   // Run again with an empty cache, so the climb has real work to interrupt.
   const std::string cli = test::cli_path().string();
   const std::string cache = (dir_ / "cache2").string();
+  const std::string log = (dir_ / "child.err").string();
   const pid_t child = ::fork();
   if (child == 0) {
     const int null = ::open("/dev/null", O_WRONLY);
+    const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(null, 1);
-    ::dup2(null, 2);
+    ::dup2(err, 2);
     ::execl(cli.c_str(), cli.c_str(), "decide", "--policy", policy.c_str(), "--out", out.c_str(), "--cache",
             cache.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
@@ -355,9 +357,15 @@ TEST_F(DecideEndToEnd, InterruptKeepsPreviousOutput) {
   ::waitpid(child, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before the interrupt; status " << status;
   EXPECT_EQ(WTERMSIG(status), SIGINT);
+  // The cleanup ran, not only the default action.
+  EXPECT_THAT(read_text(log), HasSubstr("interrupted by signal 2; removing unfinished output"));
 
   EXPECT_EQ(read_text(out / "decision.json"), previous);
-  EXPECT_FALSE(fs::exists(staging));
+  std::string left;
+  if (fs::exists(staging)) {
+    for (const auto& entry : fs::recursive_directory_iterator(staging)) left += entry.path().string() + "\n";
+  }
+  EXPECT_FALSE(fs::exists(staging)) << left;
   if (!fs::exists(cache)) return;
   for (const auto& kind : fs::recursive_directory_iterator(cache)) {
     EXPECT_EQ(kind.path().filename().string().find(".tmp-"), std::string::npos) << kind.path();

@@ -1,20 +1,34 @@
 #include "stepdown/decide/interrupt.h"
 
-#include <pthread.h>
-#include <signal.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
-#include <ctime>
 #include <mutex>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "stepdown/core/atomic_file.h"
+#include "stepdown/core/error.h"
+
 namespace stepdown::decide {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+
+// The pipe's write end, for the handler; -1 when no guard is active.
+std::atomic<int> signal_pipe{-1};
+
+extern "C" void forward_signal(int signal_number) {
+  const int fd = signal_pipe.load();
+  if (fd < 0) return;
+  const unsigned char byte = static_cast<unsigned char>(signal_number);
+  [[maybe_unused]] const ssize_t written = ::write(fd, &byte, 1);
+}
 
 std::mutex& paths_mutex() {
   static std::mutex mutex;
@@ -24,15 +38,6 @@ std::mutex& paths_mutex() {
 std::vector<fs::path>& cleanup_paths() {
   static std::vector<fs::path> paths;
   return paths;
-}
-
-sigset_t handled_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
 }
 
 void remove_registered_paths() {
@@ -47,21 +52,40 @@ void remove_registered_paths() {
   }
 }
 
+// AtomicFileWriter installs its own handlers when the first writer opens, and they would
+// replace ours. Opening one writer first, which removes its temporary file when destroyed,
+// makes sure ours come last.
+void let_atomic_writer_install_first() {
+  const fs::path probe = fs::temp_directory_path() / fmt::format("stepdown-decide-{}.signal-setup", ::getpid());
+  AtomicFileWriter writer(probe);
+}
+
 }  // namespace
 
 InterruptGuard::InterruptGuard() {
-  const sigset_t set = handled_signals();
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  let_atomic_writer_install_first();
+  if (::pipe2(pipe_, O_CLOEXEC) != 0) raise<IoError>("cannot create the interrupt pipe");
+  signal_pipe.store(pipe_[1]);
+  for (int i = 0; i < 3; ++i) {
+    ::sigaction(kSignals[i], nullptr, &previous_[i]);
+    if (previous_[i].sa_handler == SIG_IGN) continue;  // keep nohup's choice
+    struct sigaction action {};
+    action.sa_handler = forward_signal;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(kSignals[i], &action, nullptr);
+  }
+
   watcher_ = std::thread([this] {
-    const sigset_t signals = handled_signals();
-    const timespec timeout{0, 100'000'000};  // 100 ms, so the destructor need not wait long
+    pollfd entry{pipe_[0], POLLIN, 0};
     while (!stop_.load()) {
-      const int signal_number = sigtimedwait(&signals, nullptr, &timeout);
-      if (signal_number <= 0) continue;
+      // 100 ms, so the destructor need not wait long.
+      if (::poll(&entry, 1, 100) <= 0) continue;
+      unsigned char byte = 0;
+      if (::read(pipe_[0], &byte, 1) != 1) continue;
+      const int signal_number = byte;
       spdlog::warn("interrupted by signal {}; removing unfinished output", signal_number);
       remove_registered_paths();
       std::signal(signal_number, SIG_DFL);
-      pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
       std::raise(signal_number);
     }
   });
@@ -70,8 +94,12 @@ InterruptGuard::InterruptGuard() {
 InterruptGuard::~InterruptGuard() {
   stop_.store(true);
   watcher_.join();
-  const sigset_t set = handled_signals();
-  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    if (previous_[i].sa_handler != SIG_IGN) ::sigaction(kSignals[i], &previous_[i], nullptr);
+  }
+  signal_pipe.store(-1);
+  ::close(pipe_[0]);
+  ::close(pipe_[1]);
 }
 
 void register_interrupt_cleanup(const fs::path& path) {

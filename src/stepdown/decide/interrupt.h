@@ -1,10 +1,11 @@
 #pragma once
 // Cleanup on SIGINT, SIGTERM and SIGHUP for work that writes whole folders: the output
-// folder being staged and cache entries being filled. Signal handlers cannot remove a
-// folder tree safely. So the guard blocks the signals in every thread, and a watcher
-// thread waits for them with sigtimedwait. It removes the registered paths, then lets the
-// signal end the process as it would have.
+// folder being staged and cache entries being filled. A signal handler cannot remove a
+// folder tree safely, so the handler only writes the signal number to a pipe. A watcher
+// thread reads it, removes the registered paths, then lets the signal end the process
+// as it would have.
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <thread>
 
@@ -12,8 +13,8 @@ namespace stepdown::decide {
 
 class InterruptGuard {
  public:
-  // Blocks the signals in the calling thread, so construct it before any worker thread
-  // starts: threads inherit the mask of the thread that creates them.
+  // Installs the handlers (keeping an inherited SIG_IGN, as nohup sets) and starts the
+  // watcher. The destructor restores the previous handlers.
   InterruptGuard();
   ~InterruptGuard();
   InterruptGuard(const InterruptGuard&) = delete;
@@ -21,6 +22,8 @@ class InterruptGuard {
 
  private:
   std::atomic<bool> stop_{false};
+  int pipe_[2] = {-1, -1};
+  struct sigaction previous_[3] = {};
   std::thread watcher_;
 };
 
