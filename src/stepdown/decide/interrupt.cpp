@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -20,7 +22,7 @@ namespace fs = std::filesystem;
 
 constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
 
-// The pipe's write end, for the handler; -1 when no guard is active.
+// The write end of the pipe, which the handler writes to, or -1 when no guard is active.
 std::atomic<int> signal_pipe{-1};
 
 extern "C" void forward_signal(int signal_number) {
@@ -64,7 +66,7 @@ void let_atomic_writer_install_first() {
 
 InterruptGuard::InterruptGuard() {
   let_atomic_writer_install_first();
-  if (::pipe2(pipe_, O_CLOEXEC) != 0) raise<IoError>("cannot create the interrupt pipe");
+  if (::pipe2(pipe_, O_CLOEXEC) != 0) raise<IoError>("cannot create the interrupt pipe: {}", std::strerror(errno));
   signal_pipe.store(pipe_[1]);
   for (int i = 0; i < 3; ++i) {
     ::sigaction(kSignals[i], nullptr, &previous_[i]);
