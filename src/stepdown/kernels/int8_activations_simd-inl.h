@@ -59,6 +59,7 @@ struct DecodedBlock {
 struct Q8_0Block {
   static constexpr int kBytes = 34;
   static constexpr bool kSignedCodes = true, kHasOffset = false;
+  static constexpr int kIntegerCentre = 0;
   static DecodedBlock decode(const uint8_t* b) {
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), load_half(b), 0.0f};
   }
@@ -69,7 +70,8 @@ struct NibbleBlock {
   static constexpr int kBytes = kBytesTotal;
   static constexpr bool kSignedCodes = false, kHasOffset = true;
   static constexpr int kQsOffset = 2 + (kAffine ? 2 : 0) + (kFifthBit ? 4 : 0);
-  // Q4_0 and Q5_0 centre their unsigned codes at 8 and 16.
+  // Q4_0 and Q5_0 centre their unsigned codes at 8 and 16; affine formats have none.
+  static constexpr int kIntegerCentre = kAffine ? 0 : (kFifthBit ? 16 : 8);
   static constexpr float kCentre = kFifthBit ? 16.0f : 8.0f;
 
   static DecodedBlock decode(const uint8_t* b) {
@@ -167,6 +169,7 @@ template <class Format, int kRows, int kTokens>
 void add_block_pairs_512(const uint8_t* const* rows, int64_t n_pairs, const QuantizedActivations& q, int64_t token,
                          float (&sums)[kRows][kTokens]) {
   const int64_t n_blocks = q.blocks_per_token();
+  constexpr bool kAffine = Format::kHasOffset && Format::kIntegerCentre == 0;
   __m512 acc[kRows][kTokens];
   for (int i = 0; i < kRows; ++i) {
     for (int t = 0; t < kTokens; ++t) acc[i][t] = _mm512_setzero_ps();
@@ -181,23 +184,30 @@ void add_block_pairs_512(const uint8_t* const* rows, int64_t n_pairs, const Quan
       const auto block_index = static_cast<size_t>((token + t) * n_blocks + b);
       const __m512i x_codes = _mm512_loadu_si512(q.codes.data() + (token + t) * q.cols + b * kActivationBlock);
       const __m512 x_scale = pair_of(q.scales[block_index], q.scales[block_index + 1]);
-      // Each of the 8 lanes of a block adds an eighth of m * dx * sum(xq); the scaling by
-      // 1/8 is exact.
-      const __m512 x_sum = Format::kHasOffset
+      // Affine formats: each of the 8 lanes of a block adds an eighth of m * dx * sum(xq),
+      // and the scaling by 1/8 is exact.
+      const __m512 x_sum = kAffine
                                ? pair_of(0.125f * q.scaled_sums[block_index], 0.125f * q.scaled_sums[block_index + 1])
                                : _mm512_setzero_ps();
+      // Centred formats: start each lane at -centre * (its 4 codes of x summed), so that
+      // vpdpbusd adds up (q - centre) * xq exactly in int32 and no offset term is needed.
+      __m512i start = _mm512_setzero_si512();
+      if constexpr (Format::kIntegerCentre != 0) {
+        start = _mm512_sub_epi32(
+            start, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(Format::kIntegerCentre), x_codes));
+      }
       for (int i = 0; i < kRows; ++i) {
         __m512i products;
         if constexpr (Format::kSignedCodes) {
           // |w| as the unsigned side and x negated where w < 0 as the signed side.
           const __mmask64 negative = _mm512_movepi8_mask(weights[i].codes);
-          products = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(weights[i].codes),
+          products = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(weights[i].codes),
                                          _mm512_mask_sub_epi8(x_codes, negative, _mm512_setzero_si512(), x_codes));
         } else {
-          products = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights[i].codes, x_codes);
+          products = _mm512_dpbusd_epi32(start, weights[i].codes, x_codes);
         }
         acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(products), _mm512_mul_ps(weights[i].scale, x_scale), acc[i][t]);
-        if constexpr (Format::kHasOffset) acc[i][t] = _mm512_fmadd_ps(weights[i].offset, x_sum, acc[i][t]);
+        if constexpr (kAffine) acc[i][t] = _mm512_fmadd_ps(weights[i].offset, x_sum, acc[i][t]);
       }
     }
   }
@@ -233,7 +243,11 @@ void dot_tile(const WeightMatrix& w, int64_t row, const QuantizedActivations& q,
   }
 }
 
-// Rows in pairs (a single row for an odd count), tokens in tiles of at most 4.
+// Tokens per tile: with 32 vector registers (AVX-512) 2 rows x 8 tokens of accumulators
+// fit, with 16 (AVX2) 2 rows x 4.
+constexpr int kTokenTile = STEPDOWN_INT8_VNNI ? 8 : 4;
+
+// Rows in pairs (a single row for an odd count) x kTokens tokens.
 template <class Format, int kTokens>
 void dot_rows_tokens(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const QuantizedActivations& q,
                      int64_t token, float* y, int64_t y_stride) {
@@ -242,18 +256,25 @@ void dot_rows_tokens(const WeightMatrix& w, int64_t row_begin, int64_t row_end, 
   if (r < row_end) dot_tile<Format, 1, kTokens>(w, r, q, token, y, y_stride);
 }
 
+// Tokens [token, token + n) for n < kTokenTile, as one tile of n.
+template <class Format, int kTokens = kTokenTile - 1>
+void dot_rows_remainder(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const QuantizedActivations& q,
+                        int64_t token, int64_t n, float* y, int64_t y_stride) {
+  if constexpr (kTokens >= 1) {
+    if (n == kTokens) return dot_rows_tokens<Format, kTokens>(w, row_begin, row_end, q, token, y, y_stride);
+    dot_rows_remainder<Format, kTokens - 1>(w, row_begin, row_end, q, token, n, y, y_stride);
+  }
+}
+
 template <class Format>
 void dot_rows_format(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const QuantizedActivations& q,
                      int64_t token_begin, int64_t n_tokens, float* y, int64_t y_stride) {
   int64_t t = token_begin;
   const int64_t token_end = token_begin + n_tokens;
-  for (; t + 4 <= token_end; t += 4) dot_rows_tokens<Format, 4>(w, row_begin, row_end, q, t, y, y_stride);
-  switch (token_end - t) {
-    case 3: return dot_rows_tokens<Format, 3>(w, row_begin, row_end, q, t, y, y_stride);
-    case 2: return dot_rows_tokens<Format, 2>(w, row_begin, row_end, q, t, y, y_stride);
-    case 1: return dot_rows_tokens<Format, 1>(w, row_begin, row_end, q, t, y, y_stride);
-    default: return;
+  for (; t + kTokenTile <= token_end; t += kTokenTile) {
+    dot_rows_tokens<Format, kTokenTile>(w, row_begin, row_end, q, t, y, y_stride);
   }
+  dot_rows_remainder<Format>(w, row_begin, row_end, q, t, token_end - t, y, y_stride);
 }
 
 void dot_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const QuantizedActivations& q,
