@@ -152,6 +152,13 @@ TEST(QuantizeActivationBlocks, CodesWithinHalfAScale) {
         sum += code;
       }
       EXPECT_EQ(q.scaled_sums[index], scale * static_cast<float>(sum));
+      for (int64_t g = 0; g < 8; ++g) {
+        const auto group = static_cast<size_t>((t * cols + b * 32) / 4 + g);
+        const auto first = static_cast<size_t>(t * cols + b * 32 + 4 * g);
+        EXPECT_EQ(q.group_sums[group], q.codes[first] + q.codes[first + 1] + q.codes[first + 2] + q.codes[first + 3]);
+        EXPECT_EQ(q.group_scales[group], scale);
+        EXPECT_EQ(q.group_scaled_sums[group], q.scaled_sums[index] / 8);
+      }
     }
   }
   EXPECT_EQ(q.scales[2], 0.0f);

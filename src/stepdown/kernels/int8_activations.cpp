@@ -100,10 +100,28 @@ void resize_quantized_activations(int64_t n_tokens, int64_t cols, QuantizedActiv
   q.codes.resize(static_cast<size_t>(n_tokens * cols));
   q.scales.resize(static_cast<size_t>(n_tokens * (cols / kActivationBlock)));
   q.scaled_sums.resize(q.scales.size());
+  q.group_sums.resize(static_cast<size_t>(n_tokens * (cols / 4)));
+  q.group_scales.resize(q.group_sums.size());
+  q.group_scaled_sums.resize(q.group_sums.size());
 }
 
 void quantize_activation_blocks(const float* x, int64_t token_begin, int64_t token_end, QuantizedActivations& q) {
   const int64_t n_blocks = q.blocks_per_token();
+  // Group fields of token t from its codes and block fields (the 1/8 is exact).
+  const auto fill_group_fields = [n_blocks](int64_t t, QuantizedActivations& q) {
+    const int64_t groups_per_block = kActivationBlock / 4;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const auto block_index = static_cast<size_t>(t * n_blocks + b);
+      for (int64_t g = 0; g < groups_per_block; ++g) {
+        const int64_t first = t * q.cols + b * kActivationBlock + 4 * g;
+        const auto group_index = static_cast<size_t>(first / 4);
+        q.group_sums[group_index] = q.codes[first] + q.codes[first + 1] + q.codes[first + 2] + q.codes[first + 3];
+        q.group_scales[group_index] = q.scales[block_index];
+        q.group_scaled_sums[group_index] = 0.125f * q.scaled_sums[block_index];
+      }
+    }
+  };
+
   for (int64_t t = token_begin; t < token_end; ++t) {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const float* values = x + t * q.cols + b * kActivationBlock;
@@ -144,6 +162,7 @@ void quantize_activation_blocks(const float* x, int64_t token_begin, int64_t tok
       q.scales[block_index] = scale;
       q.scaled_sums[block_index] = scale * static_cast<float>(sum);
     }
+    fill_group_fields(t, q);
   }
 }
 

@@ -29,6 +29,11 @@ struct QuantizedActivations {
   std::vector<int8_t> codes;        // (n_tokens, cols)
   std::vector<float> scales;        // (n_tokens, cols / 32): dx of each block
   std::vector<float> scaled_sums;   // (n_tokens, cols / 32): dx * sum of the block's codes
+  // The same per group of 4 codes (one int32 lane of vpdpbusd), so a kernel loads them as
+  // vectors: the group's sum of codes, its block's dx, and its block's scaled sum / 8.
+  std::vector<int32_t> group_sums;  // (n_tokens, cols / 4)
+  std::vector<float> group_scales;  // (n_tokens, cols / 4)
+  std::vector<float> group_scaled_sums;  // (n_tokens, cols / 4)
 
   int64_t blocks_per_token() const { return cols / kActivationBlock; }
 };

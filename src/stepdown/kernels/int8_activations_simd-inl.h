@@ -164,11 +164,10 @@ DecodedPair decode_pair(const uint8_t* b) {
 }
 
 // Adds blocks [0, 2 * n_pairs) to sums, two blocks per 512-bit vector: one vpdpbusd, one
-// convert, one scale multiply and one FMA (two with an offset) for 64 products.
+// convert, one scale multiply and one FMA (two for Q4_1 and Q5_1) per 64 products.
 template <class Format, int kRows, int kTokens>
 void add_block_pairs_512(const uint8_t* const* rows, int64_t n_pairs, const QuantizedActivations& q, int64_t token,
                          float (&sums)[kRows][kTokens]) {
-  const int64_t n_blocks = q.blocks_per_token();
   constexpr bool kAffine = Format::kHasOffset && Format::kIntegerCentre == 0;
   __m512 acc[kRows][kTokens];
   for (int i = 0; i < kRows; ++i) {
@@ -181,20 +180,18 @@ void add_block_pairs_512(const uint8_t* const* rows, int64_t n_pairs, const Quan
     for (int i = 0; i < kRows; ++i) weights[i] = decode_pair<Format>(rows[i] + b * Format::kBytes);
 
     for (int t = 0; t < kTokens; ++t) {
-      const auto block_index = static_cast<size_t>((token + t) * n_blocks + b);
-      const __m512i x_codes = _mm512_loadu_si512(q.codes.data() + (token + t) * q.cols + b * kActivationBlock);
-      const __m512 x_scale = pair_of(q.scales[block_index], q.scales[block_index + 1]);
-      // Affine formats: each of the 8 lanes of a block adds an eighth of m * dx * sum(xq),
-      // and the scaling by 1/8 is exact.
-      const __m512 x_sum = kAffine
-                               ? pair_of(0.125f * q.scaled_sums[block_index], 0.125f * q.scaled_sums[block_index + 1])
-                               : _mm512_setzero_ps();
+      const int64_t first = (token + t) * q.cols + b * kActivationBlock;
+      const __m512i x_codes = _mm512_loadu_si512(q.codes.data() + first);
+      const __m512 x_scale = _mm512_loadu_ps(q.group_scales.data() + first / 4);
+      // Affine formats: each of the 8 lanes of a block adds an eighth of m * dx * sum(xq).
+      const __m512 x_sum = kAffine ? _mm512_loadu_ps(q.group_scaled_sums.data() + first / 4) : _mm512_setzero_ps();
       // Centred formats: start each lane at -centre * (its 4 codes of x summed), so that
       // vpdpbusd adds up (q - centre) * xq exactly in int32 and no offset term is needed.
       __m512i start = _mm512_setzero_si512();
       if constexpr (Format::kIntegerCentre != 0) {
-        start = _mm512_sub_epi32(
-            start, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(Format::kIntegerCentre), x_codes));
+        constexpr int kShift = Format::kIntegerCentre == 8 ? 3 : 4;
+        static_assert(Format::kIntegerCentre == 1 << kShift);
+        start = _mm512_sub_epi32(start, _mm512_slli_epi32(_mm512_loadu_si512(q.group_sums.data() + first / 4), kShift));
       }
       for (int i = 0; i < kRows; ++i) {
         __m512i products;
