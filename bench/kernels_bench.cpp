@@ -4,6 +4,10 @@
 //
 //   build/bench/kernels_bench [--benchmark_filter=Q4_1]
 //
+// Names: matvec/FORMAT/... and matmul/FORMAT/... take the exact path (f32 activations);
+// matvec_int8/... and matmul_int8/... quantize activations to int8 blocks
+// (ActivationPrecision::kInt8) for the formats that have integer kernels.
+//
 // Counters: bytes_per_s (weight bytes read per second), flop_per_s (2 * rows * cols per
 // call), of_probe (bytes_per_s over the probe's GB/s at the same thread count); for the
 // prefill matmul, flop_per_s and tokens_per_s.
@@ -28,6 +32,7 @@
 namespace {
 
 using stepdown::DType;
+using stepdown::kernels::ActivationPrecision;
 using stepdown::kernels::WeightMatrix;
 
 struct Shape {
@@ -84,14 +89,15 @@ const WeightCopies& weight_copies(DType dtype, Shape shape) {
   return *cached;
 }
 
-void bm_matvec(benchmark::State& state, DType dtype, Shape shape, int threads, double probe_gb_per_s) {
+void bm_matvec(benchmark::State& state, DType dtype, Shape shape, int threads, double probe_gb_per_s,
+               ActivationPrecision precision) {
   const WeightCopies& copies = weight_copies(dtype, shape);
   stepdown::ThreadPool pool(threads);
   const std::vector<float> x = stepdown::kernels::test::random_vector(static_cast<size_t>(shape.cols), 7);
   std::vector<float> y(static_cast<size_t>(shape.rows));
   int64_t next = 0;
   for (auto _ : state) {
-    stepdown::kernels::matvec(copies.copy(next), x, y, pool);
+    stepdown::kernels::matvec(copies.copy(next), x, y, pool, precision);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     next = next + 1 == copies.count ? 0 : next + 1;
@@ -105,13 +111,14 @@ void bm_matvec(benchmark::State& state, DType dtype, Shape shape, int threads, d
 }
 
 // Prefill: Y (n_tokens, rows) = X (n_tokens, cols) @ W^T over one copy of the weights.
-void bm_matmul(benchmark::State& state, DType dtype, Shape shape, int64_t n_tokens, int threads) {
+void bm_matmul(benchmark::State& state, DType dtype, Shape shape, int64_t n_tokens, int threads,
+               ActivationPrecision precision) {
   const WeightCopies& copies = weight_copies(dtype, shape);
   stepdown::ThreadPool pool(threads);
   const std::vector<float> x = stepdown::kernels::test::random_vector(static_cast<size_t>(shape.cols * n_tokens), 7);
   std::vector<float> y(static_cast<size_t>(shape.rows * n_tokens));
   for (auto _ : state) {
-    stepdown::kernels::matmul(copies.copy(0), x.data(), n_tokens, y.data(), pool);
+    stepdown::kernels::matmul(copies.copy(0), x.data(), n_tokens, y.data(), pool, precision);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -139,25 +146,36 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "read bandwidth, {} thread(s): {}\n", threads, line);
   }
 
-  for (DType dtype : kFormats) {
-    for (Shape shape : kShapes) {
-      // K-quants have 256-value blocks, so of these shapes only cols = 1536 fits them (and
-      // only 1536 fits the 128-value groups of INT8_G128 and INT4_G128).
-      if (shape.cols % stepdown::dtype_info(dtype).block_elems != 0) continue;
-      for (int threads : {1, 2}) {
-        const std::string name = fmt::format("matvec/{}/{}x{}/threads:{}", stepdown::dtype_name(dtype), shape.rows,
-                                             shape.cols, threads);
-        benchmark::RegisterBenchmark(name.c_str(), bm_matvec, dtype, shape, threads, probe[threads])->UseRealTime();
+  for (const ActivationPrecision precision : {ActivationPrecision::kF32, ActivationPrecision::kInt8}) {
+    const bool int8 = precision == ActivationPrecision::kInt8;
+    const char* suffix = int8 ? "_int8" : "";
+    for (DType dtype : kFormats) {
+      if (int8 && !stepdown::kernels::has_int8_activation_kernel(dtype)) continue;
+      for (Shape shape : kShapes) {
+        // K-quants have 256-value blocks, so of these shapes only cols = 1536 fits them (and
+        // only 1536 fits the 128-value groups of INT8_G128 and INT4_G128).
+        if (shape.cols % stepdown::dtype_info(dtype).block_elems != 0) continue;
+        for (int threads : {1, 2}) {
+          const std::string name = fmt::format("matvec{}/{}/{}x{}/threads:{}", suffix, stepdown::dtype_name(dtype),
+                                               shape.rows, shape.cols, threads);
+          benchmark::RegisterBenchmark(name.c_str(), bm_matvec, dtype, shape, threads, probe[threads], precision)
+              ->UseRealTime();
+        }
       }
     }
   }
   constexpr Shape kPrefillShape{1536, 768};  // 768 = 3 * 256, so K-quants fit too
-  for (DType dtype : kFormats) {
-    for (int threads : {1, 2}) {
-      const std::string name = fmt::format("matmul/{}/{}x{}/tokens:64/threads:{}", stepdown::dtype_name(dtype),
-                                           kPrefillShape.rows, kPrefillShape.cols, threads);
-      benchmark::RegisterBenchmark(name.c_str(), bm_matmul, dtype, kPrefillShape, int64_t{64}, threads)
-          ->UseRealTime();
+  for (const ActivationPrecision precision : {ActivationPrecision::kF32, ActivationPrecision::kInt8}) {
+    const bool int8 = precision == ActivationPrecision::kInt8;
+    for (DType dtype : kFormats) {
+      if (int8 && !stepdown::kernels::has_int8_activation_kernel(dtype)) continue;
+      for (int threads : {1, 2}) {
+        const std::string name =
+            fmt::format("matmul{}/{}/{}x{}/tokens:64/threads:{}", int8 ? "_int8" : "", stepdown::dtype_name(dtype),
+                        kPrefillShape.rows, kPrefillShape.cols, threads);
+        benchmark::RegisterBenchmark(name.c_str(), bm_matmul, dtype, kPrefillShape, int64_t{64}, threads, precision)
+            ->UseRealTime();
+      }
     }
   }
   benchmark::RunSpecifiedBenchmarks();

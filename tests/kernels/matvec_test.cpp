@@ -110,6 +110,26 @@ TEST_P(KernelFormatTest, MatmulMatchesReferenceForEveryTileSize) {
   }
 }
 
+// The prefill kernels tile rows and tokens in registers; odd row and column counts leave
+// partial tiles and vector tails in both directions.
+TEST_P(KernelFormatTest, MatmulMatchesReferenceOnOddShapes) {
+  const DType dtype = GetParam();
+  ThreadPool pool(2);
+  uint32_t seed = 300;
+  for (int64_t rows : {1, 5, 33}) {
+    for (int64_t cols : column_cases(dtype)) {
+      if (rows * cols > 20'000) continue;  // keeps the reference's cost bounded
+      const test::RandomWeights weights(dtype, rows, cols, ++seed);
+      for (int64_t n_tokens : {4, 11}) {
+        const std::vector<float> x = test::random_vector(static_cast<size_t>(cols * n_tokens), ++seed);
+        std::vector<float> y(static_cast<size_t>(rows * n_tokens), NAN);
+        matmul(weights.matrix, x.data(), n_tokens, y.data(), pool);
+        expect_close(weights.matrix, x.data(), n_tokens, y, "matmul");
+      }
+    }
+  }
+}
+
 TEST_P(KernelFormatTest, RowStrideLargerThanRow) {
   const DType dtype = GetParam();
   const int64_t cols = dtype_info(dtype).block_elems == 1 ? 33 : dtype_info(dtype).block_elems * 2;
@@ -199,6 +219,47 @@ TEST(KernelTargets, EveryCompiledTargetMatchesReference) {
     std::cout << "checked target " << hwy::TargetName(target) << "\n";
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// A group runs every product in one parallel loop. Each output must still equal its own
+// matmul bit for bit, whatever the row counts and formats in the group.
+TEST(MatmulGroup, EqualsSeparateProducts) {
+  ThreadPool pool(2);
+  const int64_t cols = 192;
+  const test::RandomWeights q(DType::Q8_0, 37, cols, 1);
+  const test::RandomWeights k(DType::F16, 16, cols, 2);
+  const test::RandomWeights v(DType::Q4_1, 5, cols, 3);
+  for (ActivationPrecision precision : {ActivationPrecision::kF32, ActivationPrecision::kInt8}) {
+    for (int64_t n_tokens : {1, 6}) {
+      const std::vector<float> x = test::random_vector(static_cast<size_t>(cols * n_tokens), 4);
+      std::vector<std::vector<float>> grouped, separate;
+      std::vector<MatmulProduct> products;
+      for (const test::RandomWeights* w : {&q, &k, &v}) {
+        grouped.emplace_back(static_cast<size_t>(w->matrix.rows * n_tokens), NAN);
+        separate.emplace_back(static_cast<size_t>(w->matrix.rows * n_tokens), NAN);
+      }
+      int index = 0;
+      for (const test::RandomWeights* w : {&q, &k, &v}) {
+        products.push_back({&w->matrix, grouped[static_cast<size_t>(index)].data()});
+        matmul(w->matrix, x.data(), n_tokens, separate[static_cast<size_t>(index)].data(), pool, precision);
+        ++index;
+      }
+      matmul_group(products, x.data(), n_tokens, pool, precision);
+      for (size_t i = 0; i < grouped.size(); ++i) {
+        EXPECT_EQ(grouped[i], separate[i]) << "product " << i << ", " << n_tokens << " tokens, precision "
+                                           << static_cast<int>(precision);
+      }
+    }
+  }
+}
+
+TEST(MatmulGroup, DifferentColumnsIsInvalidArgument) {
+  ThreadPool pool(1);
+  const test::RandomWeights a(DType::Q8_0, 4, 64, 1);
+  const test::RandomWeights b(DType::Q8_0, 4, 96, 2);
+  std::vector<float> x(64), ya(4), yb(4);
+  const MatmulProduct products[] = {{&a.matrix, ya.data()}, {&b.matrix, yb.data()}};
+  EXPECT_THROW(matmul_group(products, x.data(), 1, pool), InvalidArgument);
 }
 
 TEST(Matvec, ShapeMismatchIsInvalidArgument) {

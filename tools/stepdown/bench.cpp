@@ -21,6 +21,7 @@ struct BenchOptions {
   std::string model_path;
   std::optional<std::string> tokenizer_path;
   std::string weights = "native";
+  std::string activations = "f32";
   bool json = false;
   bool no_bandwidth = false;
   bench::LatencyOptions latency;
@@ -33,7 +34,14 @@ model::WeightConversion parse_conversion(const std::string& name) {
   raise<InvalidArgument>("--weights is \"{}\"; expected native, f32 or bf16", name);
 }
 
+kernels::ActivationPrecision parse_activations(const std::string& name) {
+  if (name == "f32") return kernels::ActivationPrecision::kF32;
+  if (name == "int8") return kernels::ActivationPrecision::kInt8;
+  raise<InvalidArgument>("--activations is \"{}\"; expected f32 or int8", name);
+}
+
 int run_bench(BenchOptions options) {
+  options.latency.activations = parse_activations(options.activations);
   io::OpenOptions open_options;
   if (options.tokenizer_path) open_options.tokenizer_path = *options.tokenizer_path;
   const io::ModelFile file = io::open_model_file(options.model_path, open_options);
@@ -54,6 +62,7 @@ int run_bench(BenchOptions options) {
     nlohmann::json json = bench::to_json(report);
     json["model"] = options.model_path;
     json["weights"] = options.weights;
+    json["activations"] = options.activations;
     std::printf("%s\n", json.dump(2).c_str());
   } else {
     std::printf("model        %s (weights %s)\n%s", options.model_path.c_str(), options.weights.c_str(),
@@ -71,6 +80,10 @@ const bool registered = register_command("bench", [](CLI::App& app, int& exit_co
   cmd->add_option("--tokenizer", options->tokenizer_path, "Tokenizer file for formats that carry none");
   cmd->add_option("--weights", options->weights,
                   "Format of the weights in memory: native (as stored, mapped), f32 or bf16 (converted at load)")
+      ->capture_default_str();
+  cmd->add_option("--activations", options->activations,
+                  "Activations in matrix products: f32 (exact) or int8 (blocks of 32 quantized per call, integer dot "
+                  "products; Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights only, as llama.cpp does)")
       ->capture_default_str();
   cmd->add_option("-p,--prompt-tokens", options->latency.prompt_tokens, "Synthetic prompt tokens prefilled in one batch")
       ->capture_default_str();

@@ -99,6 +99,7 @@ LatencyReport measure_latency(const model::ModelWeights& weights, const LatencyO
   ThreadPool pool(options.threads);
   report.threads = pool.size();
   model::Transformer transformer(weights, pool);
+  transformer.set_activation_precision(options.activations);
   model::KVCache cache(config, options.prompt_tokens + options.decode_tokens);
   model::Activations logits;
   const std::vector<int32_t> prompt = synthetic_prompt(config, options);

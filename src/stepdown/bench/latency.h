@@ -18,6 +18,7 @@
 #include "stepdown/bench/bandwidth.h"
 #include "stepdown/bench/host_info.h"
 #include "stepdown/bench/summary.h"
+#include "stepdown/kernels/matmul.h"
 #include "stepdown/model/weights.h"
 
 namespace stepdown::bench {
@@ -32,6 +33,8 @@ struct LatencyOptions {
   // A forward pass costs the same whichever ids it gets, so any valid ids serve.
   uint32_t seed = 1234;
   bool measure_bandwidth = true;  // run the read-bandwidth probe with the same threads
+  // kInt8 quantizes activations for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights, as llama.cpp does.
+  kernels::ActivationPrecision activations = kernels::ActivationPrecision::kF32;
   BandwidthOptions bandwidth;     // its threads field is overridden by `threads`
 };
 

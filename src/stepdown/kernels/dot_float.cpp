@@ -64,35 +64,74 @@ float DotOneToken(const typename Weights::T* w, const float* x, int64_t n) {
   return sum;
 }
 
-// One row with kTokens tokens: each weight vector is loaded once and used kTokens times.
-template <class Weights, int kTokens>
-void DotTokenTile(const typename Weights::T* w, const float* x, int64_t n, float* out, int64_t out_stride) {
+// Rows per register tile of the prefill kernel: 4 x 4 accumulators need the 32 vector
+// registers of AVX-512; with 16 registers (AVX2, SSE4) 2 rows x 4 tokens fit.
+constexpr int kRowTile = HWY_MAX_BYTES >= 64 ? 4 : 2;
+// Tokens per register tile.
+constexpr int kTokenTile = 4;
+
+// Rows [row, row + kRows) x kTokens tokens with the accumulator tile in registers: each
+// weight vector is loaded once for kTokens tokens and each x vector once for kRows rows,
+// so the loop does kRows + kTokens loads per kRows * kTokens FMAs. Every (row, token)
+// sums in the same order for any kRows and kTokens.
+template <class Weights, int kRows, int kTokens>
+void DotRegisterTile(const WeightMatrix& w, int64_t row, const float* x, float* y, int64_t y_stride) {
   const DF d;
+  const int64_t n = w.cols;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  hn::Vec<DF> acc[kTokens];
-  for (int t = 0; t < kTokens; ++t) acc[t] = hn::Zero(d);
+  const typename Weights::T* rows[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    rows[r] = reinterpret_cast<const typename Weights::T*>(w.data + static_cast<size_t>(row + r) * w.row_stride);
+  }
+  hn::Vec<DF> acc[kRows][kTokens];
+  for (int r = 0; r < kRows; ++r) {
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(d);
+  }
+
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    const auto wv = Weights::load(d, w + i);
-    for (int t = 0; t < kTokens; ++t) acc[t] = hn::MulAdd(wv, hn::LoadU(d, x + t * n + i), acc[t]);
+    hn::Vec<DF> weights[kRows];
+    for (int r = 0; r < kRows; ++r) weights[r] = Weights::load(d, rows[r] + i);
+    for (int t = 0; t < kTokens; ++t) {
+      const auto xv = hn::LoadU(d, x + t * n + i);
+      for (int r = 0; r < kRows; ++r) acc[r][t] = hn::MulAdd(weights[r], xv, acc[r][t]);
+    }
   }
-  for (int t = 0; t < kTokens; ++t) {
-    float sum = hn::GetLane(hn::SumOfLanes(d, acc[t]));
-    for (int64_t j = i; j < n; ++j) sum += Weights::scalar(w + j) * x[t * n + j];
-    out[t * out_stride] = sum;
+
+  for (int r = 0; r < kRows; ++r) {
+    for (int t = 0; t < kTokens; ++t) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
+      for (int64_t j = i; j < n; ++j) sum += Weights::scalar(rows[r] + j) * x[t * n + j];
+      y[t * y_stride + row + r] = sum;
+    }
+  }
+}
+
+// Rows [row, row + kRows) x kTokens tokens, in register tiles of at most kTokenTile tokens.
+// The weight rows stay in L1 from one register tile to the next.
+template <class Weights, int kRows, int kTokens>
+void DotRowGroup(const WeightMatrix& w, int64_t row, const float* x, float* y, int64_t y_stride) {
+  if constexpr (kTokens <= kTokenTile) {
+    DotRegisterTile<Weights, kRows, kTokens>(w, row, x, y, y_stride);
+  } else {
+    DotRegisterTile<Weights, kRows, kTokenTile>(w, row, x, y, y_stride);
+    DotRowGroup<Weights, kRows, kTokens - kTokenTile>(w, row, x + kTokenTile * w.cols, y + kTokenTile * y_stride,
+                                                      y_stride);
   }
 }
 
 template <class Weights, int kTokens>
 void DotRowsTile(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, float* y,
                  int64_t y_stride) {
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const auto* row = reinterpret_cast<const typename Weights::T*>(w.data + static_cast<size_t>(r) * w.row_stride);
-    if constexpr (kTokens == 1) {
+  if constexpr (kTokens == 1) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const auto* row = reinterpret_cast<const typename Weights::T*>(w.data + static_cast<size_t>(r) * w.row_stride);
       y[r] = DotOneToken<Weights>(row, x, w.cols);
-    } else {
-      DotTokenTile<Weights, kTokens>(row, x, w.cols, y + r, y_stride);
     }
+  } else {
+    int64_t r = row_begin;
+    for (; r + kRowTile <= row_end; r += kRowTile) DotRowGroup<Weights, kRowTile, kTokens>(w, r, x, y, y_stride);
+    for (; r < row_end; ++r) DotRowGroup<Weights, 1, kTokens>(w, r, x, y, y_stride);
   }
 }
 

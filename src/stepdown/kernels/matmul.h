@@ -34,15 +34,48 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // Sum of a[i] over n floats, streaming a at full vector width (the bandwidth probe's read).
 float sum_f32(const float* a, int64_t n);
 
-// y (rows) = W (rows, cols) @ x (cols), threads over rows. Each row is decoded block by
-// block in registers (never to an f32 row), to the same values dequantize_row gives, so
-// results differ from an f32 reference only by summation order. Throws InvalidArgument on
-// mismatched sizes or a row length that is not a whole number of blocks.
-void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool);
+// How matvec and matmul treat the f32 activations x.
+enum class ActivationPrecision {
+  // Exact: weights are decoded to the values dequantize_row gives and multiplied into f32
+  // x, so results differ from an f32 reference only by summation order.
+  kF32,
+  // For Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights, x is quantized once per call to int8
+  // blocks of 32 (scale absmax / 127) and multiplied with integer dot products, as
+  // llama.cpp does. Each x value moves by at most half its block's scale, so a row's
+  // result moves by at most sum over blocks of (scale / 2) * sum |w|. Other formats ignore
+  // this and take the exact path.
+  kInt8,
+};
+
+// True for the formats that ActivationPrecision::kInt8 sends to integer kernels.
+bool has_int8_activation_kernel(DType dtype);
+
+// y (rows) = W (rows, cols) @ x (cols), threads over rows. With kF32, each row is decoded
+// block by block in registers (never to an f32 row), to the same values dequantize_row
+// gives. Throws InvalidArgument on mismatched sizes or a row length that is not a whole
+// number of blocks.
+void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool,
+            ActivationPrecision precision = ActivationPrecision::kF32);
 
 // Y (n_tokens, rows) = X (n_tokens, cols) @ W^T, threads over rows. For prefill: each
-// decoded weight vector is multiplied into a tile of up to 8 tokens, and row blocks small
-// enough for L2 are revisited per tile, so weights come from memory about once per call.
-void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+// decoded weight vector is multiplied into a tile of tokens, and row blocks small enough
+// for L2 are revisited per tile, so weights come from memory about once per call. For one
+// token and the same precision, the result equals matvec's bit for bit.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            ActivationPrecision precision = ActivationPrecision::kF32);
+
+// One product of a group: Y (n_tokens, w->rows) = X @ W^T is written to y.
+struct MatmulProduct {
+  const WeightMatrix* w = nullptr;
+  float* y = nullptr;
+};
+
+// Every product of the group with the same X (n_tokens, cols), for example the q, k and v
+// projections, in one parallel loop over the rows of all matrices: one wait for the
+// threads instead of one per matrix, and x is quantized once for kInt8. Each y equals what
+// matmul gives for its matrix, bit for bit. Throws InvalidArgument when the matrices differ
+// in cols, or as matmul does.
+void matmul_group(std::span<const MatmulProduct> products, const float* x, int64_t n_tokens, ThreadPool& pool,
+                  ActivationPrecision precision = ActivationPrecision::kF32);
 
 }  // namespace stepdown::kernels

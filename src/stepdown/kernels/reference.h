@@ -26,4 +26,18 @@ void matvec_reference(const WeightMatrix& w, std::span<const float> x, std::span
 // Y (n_tokens, rows) = X (n_tokens, cols) @ W^T, one thread.
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);
 
+// W[row] . x' in double, where x' is x (cols) after the int8 block quantization of
+// ActivationPrecision::kInt8 (x'[i] = dx * xq[i] per block of 32), and the weights are
+// each block's scale * code + offset from BlockCodec, also in double.
+struct Int8ActivationReference {
+  double dot = 0.0;
+  // Sum over elements of (|scale * code| + |offset|) * |x'[i]|: the size of the terms an
+  // f32 kernel adds, which bounds its rounding error.
+  double magnitude = 0.0;
+  // Sum over blocks of (dx / 2) * sum |w[i]| with w from dequantize_row: a bound on
+  // |W[row] . x' - W[row] . x| from rounding x to codes.
+  double quantization_bound = 0.0;
+};
+Int8ActivationReference dot_row_int8_activation_reference(const WeightMatrix& w, int64_t row, const float* x);
+
 }  // namespace stepdown::kernels

@@ -1,6 +1,8 @@
 #include "stepdown/model/transformer.h"
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <cmath>
 #include <vector>
 
@@ -69,10 +71,21 @@ Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
 void Transformer::project(const kernels::WeightMatrix& w, const Activations& x, Activations& y) {
   y.resize(x.rows, w.rows);
   if (x.rows == 1) {
-    kernels::matvec(w, x.row_span(0), {y.data.data(), static_cast<size_t>(w.rows)}, pool_);
+    kernels::matvec(w, x.row_span(0), {y.data.data(), static_cast<size_t>(w.rows)}, pool_, activation_precision_);
   } else {
-    kernels::matmul(w, x.data.data(), x.rows, y.data.data(), pool_);
+    kernels::matmul(w, x.data.data(), x.rows, y.data.data(), pool_, activation_precision_);
   }
+}
+
+void Transformer::project_group(std::initializer_list<Projection> projections, const Activations& x) {
+  std::array<kernels::MatmulProduct, kMaxProjectionGroup> products;
+  assert(projections.size() <= products.size());
+  size_t count = 0;
+  for (const Projection& projection : projections) {
+    projection.y->resize(x.rows, projection.w->rows);
+    products[count++] = {projection.w, projection.y->data.data()};
+  }
+  kernels::matmul_group({products.data(), count}, x.data.data(), x.rows, pool_, activation_precision_);
 }
 
 void Transformer::embed(std::span<const TokenId> tokens, Activations& x) {
@@ -167,9 +180,7 @@ void Transformer::forward_block_rows(int64_t layer, Activations& x, std::span<co
   observe(layer, "attn_norm", xnorm_);
 
   // Projections: q (T, Q), k (T, K), v (T, K) = xnorm @ W^T + bias.
-  project(w.attn_q, xnorm_, q_);
-  project(w.attn_k, xnorm_, k_);
-  project(w.attn_v, xnorm_, v_);
+  project_group({{&w.attn_q, &q_}, {&w.attn_k, &k_}, {&w.attn_v, &v_}}, xnorm_);
   add_bias(q_, w.attn_q_bias);
   add_bias(k_, w.attn_k_bias);
   add_bias(v_, w.attn_v_bias);
@@ -214,8 +225,7 @@ void Transformer::forward_block_rows(int64_t layer, Activations& x, std::span<co
   observe(layer, "ffn_norm", xnorm_);
 
   // SwiGLU or GeGLU: gate, up (T, F); act = silu(gate) * up or gelu(gate) * up.
-  project(w.ffn_gate, xnorm_, gate_);
-  project(w.ffn_up, xnorm_, up_);
+  project_group({{&w.ffn_gate, &gate_}, {&w.ffn_up, &up_}}, xnorm_);
   observe(layer, "ffn_gate", gate_);
   observe(layer, "ffn_up", up_);
   if (c.ffn_activation == FfnActivation::GELU_TANH) {

@@ -9,10 +9,12 @@
 // kernels::matmul; decode (T = 1) uses kernels::matvec. Compute is f32 throughout.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string_view>
 
 #include "stepdown/core/thread_pool.h"
+#include "stepdown/kernels/matmul.h"
 #include "stepdown/model/activations.h"
 #include "stepdown/model/kv_cache.h"
 #include "stepdown/model/rope.h"
@@ -37,6 +39,10 @@ class Transformer {
   const ModelWeights& weights() const { return weights_; }
   ThreadPool& pool() { return pool_; }
   void set_observer(BlockObserver observer) { observer_ = std::move(observer); }
+  // Precision of the activations in every projection; kF32 (exact) unless set. kInt8
+  // speeds up Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights and changes their rounding (see
+  // kernels::ActivationPrecision).
+  void set_activation_precision(kernels::ActivationPrecision precision) { activation_precision_ = precision; }
 
   // X (T, D) = rows of token_embd for `tokens`. Throws InvalidArgument for an id outside
   // [0, V).
@@ -71,6 +77,15 @@ class Transformer {
   }
   // Y (T, rows) = X (T, cols) @ W^T, by matvec when T = 1.
   void project(const kernels::WeightMatrix& w, const Activations& x, Activations& y);
+  // Y_i (T, rows_i) = X (T, cols) @ W_i^T for up to kMaxProjectionGroup matrices that read
+  // the same X (q, k, v; gate, up), in one pass over the thread pool. Each Y_i equals what
+  // project gives.
+  struct Projection {
+    const kernels::WeightMatrix* w;
+    Activations* y;
+  };
+  static constexpr size_t kMaxProjectionGroup = 3;
+  void project_group(std::initializer_list<Projection> projections, const Activations& x);
   // forward_block with row t's keys and values in caches[t] (T caches).
   void forward_block_rows(int64_t layer, Activations& x, std::span<const int32_t> positions,
                           std::span<KVCache* const> caches);
@@ -83,6 +98,7 @@ class Transformer {
   Rope rope_;          // global layers
   Rope rope_sliding_;  // sliding-window layers (Gemma 3 gives them their own base)
   BlockObserver observer_;
+  kernels::ActivationPrecision activation_precision_ = kernels::ActivationPrecision::kF32;
 
   // Scratch reused across calls so decode allocates nothing after the first token.
   Activations x_;      // (T, D)
