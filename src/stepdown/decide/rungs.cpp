@@ -8,6 +8,7 @@
 namespace stepdown::decide {
 namespace {
 
+// w8a8 and int8-outlier write stepdown's own formats, which llama.cpp cannot run.
 // int4-awq and int4-gptq write q4_0, which llama.cpp also runs. Plain RTN int4 comes after
 // them because it usually loses the most quality of the three, and mixed precision is the
 // last quantized rung because it spends bits to win back the quality int4 lost.
@@ -15,9 +16,10 @@ const std::array<RungDefinition, 11> kLadder = {{
     {"baseline", "Baseline (as given)", 1, "", "rtn", RungCondition::kAlways},
     {"bf16", "BF16 weights", 2, "bf16", "rtn", RungCondition::kAlways},
     {"int8", "INT8 weight-only (q8_0)", 3, "q8_0", "rtn", RungCondition::kAlways},
-    {"w8a8", "INT8 weights and activations (SmoothQuant, q8_0)", 3, "q8_0", "smoothquant",
+    {"w8a8", "INT8 weights and activations (SmoothQuant, w8a8)", 3, "w8a8", "smoothquant",
      RungCondition::kNativeInt8},
-    {"int8-outlier", "INT8 with an outlier split (q8_0)", 3, "q8_0", "outlier", RungCondition::kOutliersFound},
+    {"int8-outlier", "INT8 with an outlier split (int8-outlier)", 3, "int8-outlier", "outlier",
+     RungCondition::kOutliersFound},
     {"fp8", "FP8 E4M3 weights", 4, "fp8", "fp8", RungCondition::kNativeFp8},
     {"int4-awq", "INT4 AWQ (q4_0)", 5, "q4_0", "awq", RungCondition::kAlways},
     {"int4-gptq", "INT4 GPTQ (q4_0)", 5, "q4_0", "gptq", RungCondition::kAlways},

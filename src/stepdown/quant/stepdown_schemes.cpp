@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "stepdown/quant/outlier_split.h"
 #include "stepdown/quant/rtn_int.h"
 
 namespace stepdown::quant {
@@ -29,6 +30,8 @@ constexpr FormatEntry kEntries[] = {
     {DType::INT3_G64_ASYM, "int4-g32-asym", "int3-g64-asym"},
     {DType::INT3_G128_ASYM, "int3-g64-asym", "int3-g128-asym"},
     {DType::FP8_E4M3, "", "fp8"},
+    // RTN fills no outlier columns; the "outlier" method chooses them from calibration.
+    {DType::INT8_OUTLIER, "", "int8-outlier"},
 };
 
 // Bits per weight of a row of `cols` values, row header included.
@@ -52,10 +55,14 @@ std::vector<QuantFormat> stepdown_quant_formats() {
   for (const FormatEntry& entry : kEntries) {
     const DTypeInfo& info = dtype_info(entry.dtype);
     const DType dtype = entry.dtype;
-    formats.push_back(QuantFormat{
-        std::string(stepdown_format_name(dtype)), dtype, info.block_elems, info.block_bytes,
-        [dtype](const float* src, std::byte* dst, int64_t n) { quantize_row_stepdown(dtype, src, dst, n); },
-        entry.fallback});
+    QuantizeRowFn quantize_row = [dtype](const float* src, std::byte* dst, int64_t n) {
+      quantize_row_stepdown(dtype, src, dst, n);
+    };
+    if (dtype == DType::INT8_OUTLIER) {
+      quantize_row = [](const float* src, std::byte* dst, int64_t n) { quantize_row_int8_outlier(src, {}, dst, n); };
+    }
+    formats.push_back(QuantFormat{std::string(stepdown_format_name(dtype)), dtype, info.block_elems, info.block_bytes,
+                                  std::move(quantize_row), entry.fallback});
   }
   return formats;
 }
