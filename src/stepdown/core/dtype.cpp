@@ -35,6 +35,8 @@ constexpr std::array kInfos = {
     DTypeInfo{DType::INT3_G128, "INT3_G128", 128, 50},
     DTypeInfo{DType::INT3_G64_ASYM, "INT3_G64_ASYM", 64, 28},
     DTypeInfo{DType::INT3_G128_ASYM, "INT3_G128_ASYM", 128, 52},
+    // f32 scale, f32 value[8], u16 column[8] (kernels/int8_outlier.h).
+    DTypeInfo{DType::INT8_OUTLIER, "INT8_OUTLIER", 1, 1, 52},
 };
 
 struct StepdownName {
@@ -57,6 +59,7 @@ constexpr std::array kStepdownNames = {
     StepdownName{DType::INT3_G128, "int3-g128"},
     StepdownName{DType::INT3_G64_ASYM, "int3-g64-asym"},
     StepdownName{DType::INT3_G128_ASYM, "int3-g128-asym"},
+    StepdownName{DType::INT8_OUTLIER, "int8-outlier"},
 };
 
 constexpr std::array kStepdownFormats = [] {

@@ -4,6 +4,7 @@
 
 #include "stepdown/core/error.h"
 #include "stepdown/kernels/int8_int8.h"
+#include "stepdown/kernels/int8_outlier.h"
 #include "stepdown/kernels/row_dot.h"
 
 namespace stepdown::kernels {
@@ -48,6 +49,7 @@ void dot_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const f
 void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool) {
   check_shapes(w, x.size(), y.size(), 1);
   if (w.dtype == DType::INT8_W8A8) return matmul_w8a8(w, x.data(), 1, y.data(), pool);
+  if (w.dtype == DType::INT8_OUTLIER) return matmul_int8_outlier(w, x.data(), 1, y.data(), pool);
   pool.parallel_for(
       w.rows, [&](int64_t begin, int64_t end) { dot_rows(w, begin, end, x.data(), 1, y.data(), w.rows); },
       kRowGrain);
@@ -56,6 +58,7 @@ void matvec(const WeightMatrix& w, std::span<const float> x, std::span<float> y,
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   check_shapes(w, static_cast<size_t>(w.cols * n_tokens), static_cast<size_t>(w.rows * n_tokens), n_tokens);
   if (w.dtype == DType::INT8_W8A8) return matmul_w8a8(w, x, n_tokens, y, pool);
+  if (w.dtype == DType::INT8_OUTLIER) return matmul_int8_outlier(w, x, n_tokens, y, pool);
   const size_t row_bytes = std::max<size_t>(1, dtype_bytes(w.dtype, w.cols));
   const int64_t block_rows = std::max<int64_t>(kRowGrain, static_cast<int64_t>(kPrefillBlockBytes / row_bytes));
   pool.parallel_for(

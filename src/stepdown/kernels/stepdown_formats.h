@@ -17,6 +17,8 @@
 //     (G, 2 + 3G/8 B):
 //   INT3_G{64,128}_ASYM         f16 d, f16 m; u8 hi[G/8]; u8 lo[G/4].    w = d * c + m
 //     (G, 4 + 3G/8 B):
+//   INT8_OUTLIER (per row):     f32 scale; f32 value[8]; u16 column[8]; int8 q[cols]
+//                               (int8_outlier.h)                         w = scale * q, or value at a column
 //
 // A 3-bit code c of group element e (0 <= e < G) is split into two bit planes, so a vector
 // of consecutive elements decodes with one load per plane and no straddling fields:
