@@ -116,5 +116,18 @@ TEST(EvalRunner, FailuresNameTheItem) {
   }
 }
 
+TEST(EvalRunner, MissingReferenceFailsBeforeGeneration) {
+  EchoEngine engine;
+  const std::vector<SuiteItem> items = {item("a", "x", "abc", "cba", ReferenceSource::kGolden),
+                                        item("q9", "x", "abc", std::nullopt, ReferenceSource::kNone)};
+  try {
+    run_eval(items, engine, MetricRegistry::with_text_metrics(), {});
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("stepdown suite golden"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(engine.requests.empty());
+}
+
 }  // namespace
 }  // namespace stepdown::eval

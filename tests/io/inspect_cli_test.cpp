@@ -85,5 +85,17 @@ TEST(InspectCli, TextReportListsTensors) {
   EXPECT_NE(r.out.find("[64, 172]"), std::string::npos);
 }
 
+TEST(CliUsage, ErrorsExitTwo) {
+  const test::CliResult missing_arg = test::run_cli("inspect");
+  EXPECT_EQ(missing_arg.exit_code, 2) << missing_arg.err;
+  EXPECT_NE(missing_arg.err.find("model is required"), std::string::npos) << missing_arg.err;
+
+  const test::CliResult unknown_flag = test::run_cli("inspect --no-such-flag x");
+  EXPECT_EQ(unknown_flag.exit_code, 2) << unknown_flag.err;
+
+  const test::CliResult help = test::run_cli("--help");
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+}
+
 }  // namespace
 }  // namespace stepdown::io

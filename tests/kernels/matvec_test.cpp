@@ -28,7 +28,8 @@ constexpr DType kAllFormats[] = {DType::F32,       DType::F16,           DType::
                                  DType::Q4_0,      DType::Q4_1,          DType::Q5_0,          DType::Q5_1,
                                  DType::Q4_K,      DType::Q5_K,          DType::Q6_K,          DType::INT8,
                                  DType::INT8_G128, DType::INT4_G32,      DType::INT4_G64,      DType::INT4_G128,
-                                 DType::INT4_G32_ASYM, DType::INT4_G64_ASYM, DType::INT4_G128_ASYM, DType::FP8_E4M3};
+                                 DType::INT4_G32_ASYM, DType::INT4_G64_ASYM, DType::INT4_G128_ASYM, DType::FP8_E4M3,
+                                 DType::INT3_G64,  DType::INT3_G128,     DType::INT3_G64_ASYM, DType::INT3_G128_ASYM};
 
 double tolerance(int64_t n, double magnitude) { return static_cast<double>(n + 2) * 0x1p-24 * magnitude + 1e-30; }
 

@@ -20,6 +20,8 @@ inline std::vector<int> f16_field_offsets(DType dtype) {
     case DType::Q6_K: return {208};
     case DType::INT8_G128: case DType::INT4_G32: case DType::INT4_G64: case DType::INT4_G128: return {0};
     case DType::INT4_G32_ASYM: case DType::INT4_G64_ASYM: case DType::INT4_G128_ASYM: return {0, 2};
+    case DType::INT3_G64: case DType::INT3_G128: return {0};
+    case DType::INT3_G64_ASYM: case DType::INT3_G128_ASYM: return {0, 2};
     default: return {};
   }
 }

@@ -145,7 +145,48 @@ TEST(PlanTensors, BadOverridesAreRejected) {
   EXPECT_THROW(parse_override("token_embd.weight"), InvalidArgument);
   EXPECT_THROW(parse_override("token_embd.weight=q3_x"), InvalidArgument);
   EXPECT_THROW(parse_override("^blk(=q8_0"), InvalidArgument);
-  EXPECT_EQ(find_scheme("int4-g128"), nullptr);
+  EXPECT_EQ(find_scheme("int5-g128"), nullptr);
+}
+
+TEST(PlanTensors, OverridesAcceptStepdownFormats) {
+  const std::vector<TensorView> tensors = {{"token_embd.weight", DType::F32, {10, 256}},
+                                           {"blk.0.ffn_down.weight", DType::F32, {8, 96}}};
+  const std::vector<TensorOverride> overrides = {parse_override("token_embd.weight=int3-g128"),
+                                                 parse_override("blk.*.ffn_down.weight=int8-w8a8")};
+  const std::vector<TensorPlan> plans = plan_tensors(tensors, *find_scheme("q8_0"), overrides);
+  EXPECT_EQ(plans[0].format->dtype, DType::INT3_G128);
+  EXPECT_EQ(plans[1].format->dtype, DType::INT8_W8A8);
+
+  // An override does not fall back: int4-g64 on rows of 96 is an error naming both numbers.
+  try {
+    plan_tensors(tensors, *find_scheme("q8_0"), {parse_override("blk.0.ffn_down.weight=int4-g64")});
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("blk.0.ffn_down.weight"), std::string::npos) << message;
+    EXPECT_NE(message.find("96"), std::string::npos) << message;
+    EXPECT_NE(message.find("64"), std::string::npos) << message;
+  }
+}
+
+TEST(PlanTensors, StepdownFormatsFallBack) {
+  const std::vector<TensorView> tensors = {{"a", DType::F32, {4, 192}}, {"b", DType::F32, {4, 96}},
+                                           {"c", DType::F32, {4, 172}}, {"d", DType::F32, {4, 384}}};
+  const auto dtypes = [&](const char* scheme) {
+    std::vector<DType> out;
+    for (const TensorPlan& p : plan_tensors(tensors, *find_scheme(scheme), {})) out.push_back(p.format->dtype);
+    return out;
+  };
+  EXPECT_EQ(dtypes("int4-g128"), (std::vector<DType>{DType::INT4_G64, DType::INT4_G32, DType::INT8, DType::INT4_G128}));
+  EXPECT_EQ(dtypes("int4-g128-asym"),
+            (std::vector<DType>{DType::INT4_G64_ASYM, DType::INT4_G32_ASYM, DType::INT8, DType::INT4_G128_ASYM}));
+  EXPECT_EQ(dtypes("int3-g128"), (std::vector<DType>{DType::INT3_G64, DType::INT4_G32, DType::INT8, DType::INT3_G128}));
+  EXPECT_EQ(dtypes("int3-g64-asym"),
+            (std::vector<DType>{DType::INT3_G64_ASYM, DType::INT4_G32_ASYM, DType::INT8, DType::INT3_G64_ASYM}));
+  EXPECT_EQ(dtypes("int8-g128"), (std::vector<DType>{DType::INT8, DType::INT8, DType::INT8, DType::INT8_G128}));
+  EXPECT_EQ(dtypes("fp8"), (std::vector<DType>(4, DType::FP8_E4M3)));
+  const std::vector<TensorPlan> plans = plan_tensors(tensors, *find_scheme("int4-g128"), {});
+  EXPECT_NE(plans[2].note.find("172"), std::string::npos) << plans[2].note;
 }
 
 }  // namespace

@@ -32,6 +32,18 @@ inline const CLI::Validator kNonNegativeInteger(
     },
     "INT>=0");
 
+// Accepts integers >= 1; CLI::PositiveNumber has the same long range message.
+inline const CLI::Validator kPositiveInteger(
+    [](std::string& value) -> std::string {
+      try {
+        size_t used = 0;
+        if (std::stoll(value, &used) >= 1 && used == value.size()) return {};
+      } catch (const std::exception&) {
+      }
+      return "expected an integer >= 1, found " + value;
+    },
+    "INT>=1");
+
 // Adds a subcommand; call from a namespace-scope initializer in the command's file.
 bool register_command(std::string name, CommandSetup setup);
 

@@ -25,7 +25,7 @@ void add_engine_options(CLI::App& cmd, EngineArgs& args, const std::string& pref
   cmd.add_option("--weights", args.weights, "Weights of local models in memory: native, f32 or bf16")
       ->capture_default_str();
   cmd.add_option("--batch", args.batch, "Sequences a local model decodes together")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveInteger)
       ->capture_default_str();
   cmd.add_option("--ctx", args.context, "KV cache limit per sequence of local models")->capture_default_str();
 }

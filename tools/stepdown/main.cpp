@@ -41,7 +41,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 returns 0 for --help and --version and codes from 105 up for usage errors;
+    // every usage error exits 2, as in most Unix tools.
+    const int cli_code = app.exit(e);
+    return cli_code == 0 ? 0 : 2;
   } catch (const stepdown::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return exit_code != 0 ? exit_code : 1;

@@ -14,6 +14,7 @@
 #include "stepdown/io/model_file.h"
 #include "stepdown/quant/calibration_check.h"
 #include "stepdown/quant/quantize_model.h"
+#include "stepdown/quant/scheme.h"
 
 namespace stepdown::cli {
 namespace {
@@ -95,8 +96,10 @@ const bool registered = register_command("quantize", [](CLI::App& app, int& exit
   CLI::App* cmd = app.add_subcommand("quantize", "Quantize a model with round-to-nearest and write it as GGUF");
   cmd->add_option("model", args->model, "Model: a GGUF file, a llama2.c checkpoint or a Hugging Face directory")
       ->required();
+  std::string schemes;
+  for (const std::string& name : quant::scheme_names()) schemes += (schemes.empty() ? "" : ", ") + name;
   cmd->add_option("--scheme", args->scheme,
-                  "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k (see docs/quantize.md)")
+                  schemes + " (see docs/quantize.md; int*, fp8 and w8a8 outputs run in stepdown only, not llama.cpp)")
       ->required();
   cmd->add_option("-o,--output", args->output, "Output GGUF path; the manifest goes to OUT.manifest.json")
       ->required();
@@ -112,9 +115,9 @@ const bool registered = register_command("quantize", [](CLI::App& app, int& exit
   cmd->add_option("--against", args->against,
                   "Production requests (suite or traffic JSONL): warn when --calib does not represent them")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-samples", args->calib_samples, "Calibration sequences")->check(kPositiveInteger);
   cmd->add_option("--calib-seq-len", args->calib_seq_len, "Tokens per calibration sequence")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   cmd->add_option("--seed", args->seed, "Seed for calibration sampling");
   cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 });

@@ -123,7 +123,7 @@ const bool registered = register_command("suite", [](CLI::App& app, int& exit_co
       ->check(CLI::ExistingFile);
   build->add_option("--per-stratum", args->per_stratum, "Requests to sample per stratum; smaller strata are kept whole")
       ->required()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInteger);
   build->add_option("--seed", args->seed, "Seed of the sampling; the same seed gives the same suite")
       ->capture_default_str();
   CLI::Option* stratify_by =
@@ -140,7 +140,7 @@ const bool registered = register_command("suite", [](CLI::App& app, int& exit_co
   build->add_flag("--no-dedup", args->no_dedup, "Keep near-duplicate requests");
   build->add_option("--metric", args->metrics, "Metric for requests that name none (repeat for several)");
   build->add_option("--max-tokens", args->max_tokens, "max_tokens for requests that set none")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveInteger)
       ->capture_default_str();
   build->add_option("-o,--output", args->output, "Suite JSONL to write")->required();
   build->add_flag("--json", args->json, "Print the stratum summary as JSON on stdout");

@@ -31,7 +31,39 @@ constexpr std::array kInfos = {
     DTypeInfo{DType::INT4_G128_ASYM, "INT4_G128_ASYM", 128, 68},
     DTypeInfo{DType::FP8_E4M3, "FP8_E4M3", 1, 1, 4},
     DTypeInfo{DType::INT8_W8A8, "INT8_W8A8", 1, 1, 4},
+    DTypeInfo{DType::INT3_G64, "INT3_G64", 64, 26},
+    DTypeInfo{DType::INT3_G128, "INT3_G128", 128, 50},
+    DTypeInfo{DType::INT3_G64_ASYM, "INT3_G64_ASYM", 64, 28},
+    DTypeInfo{DType::INT3_G128_ASYM, "INT3_G128_ASYM", 128, 52},
 };
+
+struct StepdownName {
+  DType dtype;
+  std::string_view name;
+};
+
+constexpr std::array kStepdownNames = {
+    StepdownName{DType::INT8, "int8"},
+    StepdownName{DType::INT8_G128, "int8-g128"},
+    StepdownName{DType::INT4_G32, "int4-g32"},
+    StepdownName{DType::INT4_G64, "int4-g64"},
+    StepdownName{DType::INT4_G128, "int4-g128"},
+    StepdownName{DType::INT4_G32_ASYM, "int4-g32-asym"},
+    StepdownName{DType::INT4_G64_ASYM, "int4-g64-asym"},
+    StepdownName{DType::INT4_G128_ASYM, "int4-g128-asym"},
+    StepdownName{DType::FP8_E4M3, "fp8"},
+    StepdownName{DType::INT8_W8A8, "int8-w8a8"},
+    StepdownName{DType::INT3_G64, "int3-g64"},
+    StepdownName{DType::INT3_G128, "int3-g128"},
+    StepdownName{DType::INT3_G64_ASYM, "int3-g64-asym"},
+    StepdownName{DType::INT3_G128_ASYM, "int3-g128-asym"},
+};
+
+constexpr std::array kStepdownFormats = [] {
+  std::array<DType, kStepdownNames.size()> formats{};
+  for (size_t i = 0; i < kStepdownNames.size(); ++i) formats[i] = kStepdownNames[i].dtype;
+  return formats;
+}();
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -66,6 +98,22 @@ const DTypeInfo& dtype_info(DType dtype) {
   }
   raise<InvalidArgument>("dtype_info: unknown DType value {}", static_cast<uint32_t>(dtype));
 }
+
+std::string_view stepdown_format_name(DType dtype) {
+  for (const StepdownName& entry : kStepdownNames) {
+    if (entry.dtype == dtype) return entry.name;
+  }
+  raise<InvalidArgument>("stepdown_format_name: {} is not one of stepdown's own formats", dtype_name(dtype));
+}
+
+std::optional<DType> dtype_from_stepdown_format_name(std::string_view name) {
+  for (const StepdownName& entry : kStepdownNames) {
+    if (entry.name == name) return entry.dtype;
+  }
+  return std::nullopt;
+}
+
+std::span<const DType> stepdown_formats() { return kStepdownFormats; }
 
 size_t dtype_bytes(DType dtype, int64_t elems) {
   const DTypeInfo& info = dtype_info(dtype);

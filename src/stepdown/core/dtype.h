@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace stepdown {
@@ -33,6 +34,10 @@ enum class DType : uint32_t {
   INT4_G128_ASYM = 1007,
   FP8_E4M3 = 1008,       // per-row f32 scale, OCP E4M3 codes
   INT8_W8A8 = 1009,      // as INT8, multiplied with int8-quantized activations
+  INT3_G64 = 1010,       // groups of 64: f16 scale, 3-bit codes centred at 4
+  INT3_G128 = 1011,
+  INT3_G64_ASYM = 1012,  // groups of 64: f16 scale and f16 min, 3-bit codes 0..7
+  INT3_G128_ASYM = 1013,
 };
 
 // Ids at or above this are stepdown's own formats, which GGUF files never carry.
@@ -57,8 +62,17 @@ std::optional<DType> dtype_from_name(std::string_view name);
 const DTypeInfo& dtype_info(DType dtype);
 inline std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
 inline bool is_block_quantized(DType dtype) { return dtype_info(dtype).block_elems > 1; }
-// True for stepdown's own formats (INT8 ... INT8_W8A8), which GGUF cannot store.
+// True for stepdown's own formats (INT8 ... INT3_G128_ASYM), which GGUF has no type for.
 inline bool is_stepdown_format(DType dtype) { return static_cast<uint32_t>(dtype) >= kFirstStepdownId; }
+
+// The name of a stepdown format on the command line, in manifests and in the GGUF
+// container's "stepdown.tensor.<tensor>.format" key: "int8", "int4-g128", "int3-g64-asym",
+// "fp8", ... Throws InvalidArgument for a GGUF format.
+std::string_view stepdown_format_name(DType dtype);
+// The stepdown format called `name` (exact, lower case), or nullopt.
+std::optional<DType> dtype_from_stepdown_format_name(std::string_view name);
+// Every stepdown format, in id order.
+std::span<const DType> stepdown_formats();
 
 // Bytes taken by one row of `elems` values, row header included; throws InvalidArgument
 // when elems is not a whole number of blocks. For a format with a row header this is not

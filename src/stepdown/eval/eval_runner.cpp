@@ -72,8 +72,39 @@ std::vector<ItemResult> score_items(std::span<const SuiteItem> items,
   return results;
 }
 
+namespace {
+
+// Fails before any generation when an item's metric compares against a reference the
+// item lacks, so a long eval never ends in an error at scoring time.
+void check_references_present(std::span<const SuiteItem> items, const MetricRegistry& registry,
+                              const MetricOptions& options) {
+  std::map<std::string, std::unique_ptr<Metric>, std::less<>> metrics;
+  for (const SuiteItem& item : items) {
+    if (item.reference) continue;
+    for (const std::string& name : item.metrics) {
+      auto metric = metrics.find(name);
+      if (metric == metrics.end()) {
+        try {
+          metric = metrics.emplace(name, registry.create(name, options)).first;
+        } catch (const InvalidArgument& e) {
+          raise<InvalidArgument>("item '{}': field 'metric': {}", item.id, e.what());
+        }
+      }
+      if (metric->second->needs_reference()) {
+        raise<InvalidArgument>(
+            "item '{}': metric {} needs a reference, but the item has none; add goldens from the baseline "
+            "with `stepdown suite golden` first",
+            item.id, name);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Results run_eval(std::span<const SuiteItem> items, engine::Engine& engine, const MetricRegistry& registry,
                  const MetricOptions& options) {
+  check_references_present(items, registry, options);
   const std::vector<engine::GenerationResult> outputs = generate_items(items, engine, "eval");
   Results results;
   results.tool_version = STEPDOWN_VERSION;

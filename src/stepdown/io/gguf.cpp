@@ -7,6 +7,7 @@
 
 #include "stepdown/core/error.h"
 #include "stepdown/core/log.h"
+#include "stepdown/io/gguf_container.h"
 #include "stepdown/io/printable.h"
 
 namespace stepdown::io {
@@ -198,7 +199,7 @@ struct TensorInfo {
   uint64_t offset = 0;  // relative to the start of the data section
 };
 
-TensorInfo read_tensor_info(Reader& r, uint64_t index) {
+TensorInfo read_tensor_info(Reader& r, uint64_t index, const Metadata& metadata) {
   TensorInfo info;
   const size_t at = r.offset();
   info.view.name = r.read_string(fmt::format("tensor info {} name", index));
@@ -229,10 +230,18 @@ TensorInfo read_tensor_info(Reader& r, uint64_t index) {
 
   const size_t type_at = r.offset();
   const auto type_id = r.read<uint32_t>(where + " type");
+  if (type_id == kGgmlTypeI8 && metadata.contains(container_format_key(name))) {
+    const ContainerTensor tensor = read_container_tensor(metadata, r.file(), name, std::vector<int64_t>(ne.rbegin(), ne.rend()));
+    info.view.dtype = tensor.dtype;
+    info.view.shape = tensor.shape;
+    info.view.nbytes = tensor.nbytes;
+    info.offset = r.read<uint64_t>(where + " offset");
+    return info;
+  }
   const std::optional<DType> dtype = dtype_from_ggml_id(type_id);
   if (!dtype) {
     raise<Unsupported>("{}: GGUF {} at offset {}: tensor type id {} ({}) is not supported; supported: F32, F16, BF16, "
-                       "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K",
+                       "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, and I8 with stepdown.tensor.* container keys",
                        r.file(), where, type_at, type_id, ggml_type_name(type_id));
   }
   info.view.dtype = *dtype;
@@ -330,7 +339,7 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
   infos.reserve(static_cast<size_t>(tensor_count));
   std::set<std::string, std::less<>> names;
   for (uint64_t i = 0; i < tensor_count; ++i) {
-    infos.push_back(read_tensor_info(r, i));
+    infos.push_back(read_tensor_info(r, i, model.metadata));
     if (!names.insert(infos.back().view.name).second) {
       raise<FormatError>("{}: GGUF tensor info {}: duplicate tensor name '{}'", file, i, printable(infos.back().view.name));
     }
@@ -373,6 +382,7 @@ ModelFile read_gguf(std::span<const std::byte> bytes, const std::filesystem::pat
 
   model.tensors.reserve(infos.size());
   for (TensorInfo& info : infos) model.tensors.push_back(std::move(info.view));
+  check_container_keys(model.metadata, file, model.tensors);
 
   if (const std::optional<std::string> arch = model.metadata.get_string("general.architecture")) {
     const std::string_view layout = rope_layout_for(*arch);

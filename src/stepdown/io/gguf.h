@@ -1,7 +1,8 @@
 #pragma once
 // GGUF v2 and v3 reading (format: ggml's docs/gguf.md). Every metadata value type is
 // read, arrays nested to any depth; tensor data starts at the next multiple of
-// general.alignment (default 32) after the tensor infos.
+// general.alignment (default 32) after the tensor infos. Tensors in stepdown's container
+// (gguf_container.h) come back in their stepdown DType and logical shape.
 #include <filesystem>
 #include <span>
 

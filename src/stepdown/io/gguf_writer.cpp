@@ -6,6 +6,7 @@
 #include "stepdown/core/atomic_file.h"
 #include "stepdown/core/error.h"
 #include "stepdown/core/tensor.h"
+#include "stepdown/io/gguf_container.h"
 
 namespace stepdown::io {
 namespace {
@@ -73,6 +74,26 @@ void put_scalar(ByteSink& sink, const MetaValue& v, std::string_view key) {
   raise<InvalidArgument>("GGUF writer: key '{}' has unknown value type {}", key, static_cast<uint32_t>(v.type));
 }
 
+// `metadata` without any container keys it carries, plus the keys that describe the
+// stepdown-format tensors in `tensors` (gguf_container.h).
+Metadata with_container_keys(const Metadata& metadata, const std::vector<GgufTensorInfo>& tensors) {
+  Metadata out;
+  for (const auto& [key, value] : metadata.entries()) {
+    if (!is_container_key(key)) out.set(key, value);
+  }
+  bool any = false;
+  for (const GgufTensorInfo& t : tensors) {
+    if (!is_stepdown_format(t.dtype)) continue;
+    any = true;
+    out.set_string(container_format_key(t.name), std::string(stepdown_format_name(t.dtype)));
+    MetaArray shape{MetaType::INT64, {}};
+    for (int64_t d : t.shape) shape.values.push_back(MetaValue{MetaType::INT64, d});
+    out.set(container_shape_key(t.name), MetaValue{MetaType::ARRAY, std::move(shape)});
+  }
+  if (any) out.set_u32(std::string(kContainerVersionKey), kContainerVersion);
+  return out;
+}
+
 uint64_t align_up(uint64_t offset, uint64_t alignment) { return (offset + alignment - 1) / alignment * alignment; }
 
 }  // namespace
@@ -84,12 +105,13 @@ void write_gguf(const std::filesystem::path& path, const Metadata& metadata,
     raise<InvalidArgument>("{}: general.alignment must be a power of two, got {}", path.string(), alignment);
   }
 
+  const Metadata file_metadata = with_container_keys(metadata, tensors);
   ByteSink header;
   header.put<uint32_t>(0x46554747u);  // "GGUF" read as a little-endian u32
   header.put<uint32_t>(kVersion);
   header.put<uint64_t>(tensors.size());
-  header.put<uint64_t>(metadata.entries().size());
-  for (const auto& [key, value] : metadata.entries()) {
+  header.put<uint64_t>(file_metadata.entries().size());
+  for (const auto& [key, value] : file_metadata.entries()) {
     header.put_string(key);
     header.put(static_cast<uint32_t>(value.type));
     put_scalar(header, value, key);
@@ -107,12 +129,19 @@ void write_gguf(const std::filesystem::path& path, const Metadata& metadata,
       raise<InvalidArgument>("{}: tensor '{}' has rows of {} values, not a multiple of {}'s block of {}",
                              path.string(), t.name, cols, dtype_name(t.dtype), dtype_info(t.dtype).block_elems);
     }
+    // A stepdown format is stored as I8 bytes, one row of row_bytes per logical row.
+    const bool container = is_stepdown_format(t.dtype);
+    const std::vector<int64_t> stored_shape = container ? container_storage_shape(t.dtype, t.shape) : t.shape;
     header.put_string(t.name);
-    header.put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) header.put<uint64_t>(static_cast<uint64_t>(*it));
-    header.put<uint32_t>(static_cast<uint32_t>(t.dtype));
+    header.put<uint32_t>(static_cast<uint32_t>(stored_shape.size()));
+    for (auto it = stored_shape.rbegin(); it != stored_shape.rend(); ++it) {
+      header.put<uint64_t>(static_cast<uint64_t>(*it));
+    }
+    header.put<uint32_t>(container ? kGgmlTypeI8 : static_cast<uint32_t>(t.dtype));
     header.put<uint64_t>(data_offset);
-    sizes.push_back(dtype_bytes(t.dtype, numel));
+    // Per row, because a stepdown format's row header repeats in every row.
+    const int64_t rows = cols == 0 ? 0 : numel / cols;
+    sizes.push_back(static_cast<uint64_t>(rows) * dtype_bytes(t.dtype, cols));
     data_offset = align_up(data_offset + sizes.back(), alignment);
   }
 

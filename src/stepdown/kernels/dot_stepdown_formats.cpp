@@ -1,5 +1,5 @@
-// Fused dot products of stepdown's own weight formats (INT8, INT8_G128, INT4 groups, FP8)
-// with f32 tokens. Codes are widened in registers, converted to f32 and scaled exactly as
+// Fused dot products of stepdown's own weight formats (INT8, INT8_G128, INT4 and INT3
+// groups, FP8) with f32 tokens. Codes are widened in registers, converted to f32 and scaled exactly as
 // dequantize_row_stepdown scales them, then multiplied into one accumulator per token.
 // Highway compiles this file once per x86 target and picks one at run time. The layouts
 // are described in stepdown_formats.h; INT8_W8A8 has its own integer kernel (int8_int8.h).
@@ -7,6 +7,7 @@
 #define HWY_TARGET_INCLUDE "stepdown/kernels/dot_stepdown_formats.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 
+#include <algorithm>
 #include <cstring>
 
 #include <hwy/highway.h>
@@ -154,6 +155,64 @@ struct Int4Groups {
   }
 };
 
+// Lane i is 1 << i, for testing one bit of a broadcast word per lane.
+alignas(64) constexpr uint32_t kLaneBits[16] = {1u << 0,  1u << 1,  1u << 2,  1u << 3,  1u << 4,  1u << 5,
+                                                1u << 6,  1u << 7,  1u << 8,  1u << 9,  1u << 10, 1u << 11,
+                                                1u << 12, 1u << 13, 1u << 14, 1u << 15};
+
+// The high bits of group elements e .. e + lanes - 1 from the hi plane (kGroup / 8 bytes),
+// as bits 0 .. lanes - 1 of the result.
+template <int kGroup>
+HWY_INLINE uint32_t Int3HighBits(const uint8_t* hi, int e, int lanes) {
+  const int first = e / 8;
+  const int last = std::min((e + lanes - 1) / 8, kGroup / 8 - 1);
+  uint32_t bits = 0;
+  for (int k = first; k <= last; ++k) bits |= static_cast<uint32_t>(hi[k]) << (8 * (k - first));
+  return bits >> (e % 8);
+}
+
+// INT3 groups of kGroup: f16 d (and f16 m), the plane of high bits, then the plane of low
+// bit pairs. A vector covers consecutive elements of one quarter of the group, so its low
+// bits are one shift of consecutive lo bytes and its high bits one broadcast word tested
+// per lane. d * c is exact (11 + 3 bits) and so is -4 d, so one FMA rounds once, at the add,
+// as dequantize_row does.
+template <int kGroup, bool kAsym>
+struct Int3Groups {
+  static constexpr int kBytes = (kAsym ? 4 : 2) + 3 * kGroup / 8;
+  static constexpr int kQuarter = kGroup / 4;
+
+  template <class Sums>
+  static HWY_INLINE void Row(const uint8_t* row, int64_t cols, Sums& sums) {
+    const DU du;
+    const DI di;
+    const int lanes = static_cast<int>(hn::Lanes(DF()));
+    const VU lane_bits = hn::LoadU(du, kLaneBits);
+    const VU low_mask = hn::Set(du, 3);
+    const VU high_value = hn::Set(du, 4);
+    for (int64_t b = 0; b < cols / kGroup; ++b) {
+      const uint8_t* block = row + b * kBytes;
+      const float d = LoadF16(block);
+      const float offset = kAsym ? LoadF16(block + 2) : -4.0f * d;
+      const VF d_v = hn::Set(DF(), d);
+      const VF offset_v = hn::Set(DF(), offset);
+      const uint8_t* hi = block + (kAsym ? 4 : 2);
+      const uint8_t* lo = hi + kGroup / 8;
+      const int64_t base = b * kGroup;
+      for (int k = 0; k < 4; ++k) {
+        for (int j = 0; j < kQuarter; j += lanes) {
+          const int e = k * kQuarter + j;
+          const VU lo_bytes = hn::PromoteTo(du, hn::LoadU(hn::Rebind<uint8_t, DF>(), lo + j));
+          const VU low = hn::And(hn::ShiftRightSame(lo_bytes, 2 * k), low_mask);
+          const VU word = hn::Set(du, Int3HighBits<kGroup>(hi, e, lanes));
+          const VU high = hn::IfThenElseZero(hn::TestBit(word, lane_bits), high_value);
+          const VF code = hn::ConvertTo(DF(), hn::BitCast(di, hn::Or(low, high)));
+          sums.Add(hn::MulAdd(d_v, code, offset_v), base + e);
+        }
+      }
+    }
+  }
+};
+
 template <class Format, int kTokens>
 void DotRows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, float* y, int64_t y_stride) {
   for (int64_t r = row_begin; r < row_end; ++r) {
@@ -200,6 +259,14 @@ void DotRowsStepdown(const WeightMatrix& w, int64_t row_begin, int64_t row_end, 
       return DotRowsTokens<Int4Groups<64, true>>(w, row_begin, row_end, x, n_tokens, y, y_stride);
     case DType::INT4_G128_ASYM:
       return DotRowsTokens<Int4Groups<128, true>>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::INT3_G64:
+      return DotRowsTokens<Int3Groups<64, false>>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::INT3_G128:
+      return DotRowsTokens<Int3Groups<128, false>>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::INT3_G64_ASYM:
+      return DotRowsTokens<Int3Groups<64, true>>(w, row_begin, row_end, x, n_tokens, y, y_stride);
+    case DType::INT3_G128_ASYM:
+      return DotRowsTokens<Int3Groups<128, true>>(w, row_begin, row_end, x, n_tokens, y, y_stride);
     default: return;  // dot_rows sends only these formats here
   }
 }

@@ -23,6 +23,20 @@ float load_f16(const std::byte* p) {
   return f16_to_f32(h);
 }
 
+void dequantize_int3_group(const GroupLayout& layout, const uint8_t* block, float d, float* dst) {
+  const uint8_t* planes = block + layout.codes_offset();
+  if (layout.has_min) {
+    const float m = load_f16(reinterpret_cast<const std::byte*>(block + 2));
+    for (int64_t e = 0; e < layout.group; ++e) {
+      // Two statements, so the product is rounded before the add (no FMA contraction).
+      const float scaled = d * static_cast<float>(int3_code(planes, layout.group, e));
+      dst[e] = scaled + m;
+    }
+    return;
+  }
+  for (int64_t e = 0; e < layout.group; ++e) dst[e] = d * static_cast<float>(int3_code(planes, layout.group, e) - 4);
+}
+
 void dequantize_groups(const GroupLayout& layout, const std::byte* src, float* dst, int64_t n) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(src);
   const int64_t half = layout.group / 2;
@@ -33,7 +47,11 @@ void dequantize_groups(const GroupLayout& layout, const std::byte* src, float* d
       for (int64_t i = 0; i < layout.group; ++i) dst[i] = d * static_cast<float>(q[i]);
       continue;
     }
-    const uint8_t* qs = bytes + (layout.has_min ? 4 : 2);
+    if (layout.bits == 3) {
+      dequantize_int3_group(layout, bytes, d, dst);
+      continue;
+    }
+    const uint8_t* qs = bytes + layout.codes_offset();
     if (layout.has_min) {
       const float m = load_f16(reinterpret_cast<const std::byte*>(bytes + 2));
       for (int64_t j = 0; j < half; ++j) {
@@ -63,6 +81,10 @@ GroupLayout group_layout(DType dtype) {
     case DType::INT4_G32_ASYM: return {32, 20, 4, true};
     case DType::INT4_G64_ASYM: return {64, 36, 4, true};
     case DType::INT4_G128_ASYM: return {128, 68, 4, true};
+    case DType::INT3_G64: return {64, 26, 3, false};
+    case DType::INT3_G128: return {128, 50, 3, false};
+    case DType::INT3_G64_ASYM: return {64, 28, 3, true};
+    case DType::INT3_G128_ASYM: return {128, 52, 3, true};
     default: return {};
   }
 }

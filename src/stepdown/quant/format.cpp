@@ -7,6 +7,7 @@
 
 #include "stepdown/core/error.h"
 #include "stepdown/quant/builtin_formats.h"
+#include "stepdown/quant/stepdown_schemes.h"
 
 namespace stepdown::quant {
 namespace {
@@ -27,6 +28,7 @@ Registry& registry() {
   static Registry* r = [] {
     auto* created = new Registry;
     for (QuantFormat& f : builtin_quant_formats()) created->formats.push_back(std::move(f));
+    for (QuantFormat& f : stepdown_quant_formats()) created->formats.push_back(std::move(f));
     return created;
   }();
   return *r;

@@ -23,6 +23,9 @@ struct QuantFormat {
   int64_t block_elems = 1;  // a row must be a whole number of these
   int64_t block_bytes = 4;
   QuantizeRowFn quantize_row;
+  // Registered format that plan_tensors uses when a row is not a whole number of blocks.
+  // Empty for the ggml formats, which follow the fallbacks listed in scheme.h.
+  std::string fallback;
 };
 
 // Adds a format; throws InvalidArgument when the name is already taken.

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <ctime>
+#include <map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -9,6 +11,7 @@
 #include "stepdown/core/error.h"
 #include "stepdown/core/progress.h"
 #include "stepdown/core/thread_pool.h"
+#include "stepdown/io/gguf_container.h"
 #include "stepdown/io/gguf_writer.h"
 #include "stepdown/io/model_file.h"
 #include "stepdown/kernels/matmul.h"
@@ -26,10 +29,16 @@ namespace {
 constexpr uint32_t kQuantizationVersion = 2;
 
 // Source keys that describe the old file rather than the model: stepdown's own load-time
-// keys and the ones this writer sets itself.
+// keys, the container keys of stepdown-format tensors (the GGUF writer writes them anew for
+// the output's tensors) and the keys set below.
 bool is_rewritten_key(const std::string& key) {
   return key.starts_with("stepdown.") || key == "general.file_type" || key == "general.quantization_version" ||
          key == "general.alignment";
+}
+
+// Bytes of tensor `t` stored in `dtype`, counting a per-row header once per row.
+uint64_t tensor_bytes(DType dtype, const TensorView& t) {
+  return static_cast<uint64_t>(t.rows()) * dtype_bytes(dtype, t.cols());
 }
 
 std::vector<float> dequantize_tensor(const TensorView& t) {
@@ -168,18 +177,31 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
   result.output = options.output;
   result.manifest = manifest_path_for(options.output);
   std::vector<io::GgufTensorInfo> infos;
+  int64_t stepdown_format_tensors = 0;
+  // One warning per distinct fallback, since a model repeats the same rows in every block.
+  std::map<std::string, std::pair<std::string, int64_t>> fallbacks;  // "-> format (note)": first tensor, count
   for (size_t i = 0; i < plans.size(); ++i) {
     const TensorView& t = model.tensors[i];
     if (!plans[i].note.empty() && plans[i].note.starts_with("fallback")) {
-      spdlog::warn("{}: {} {} -> {} ({})", t.name, dtype_name(t.dtype), shape_string(t.shape), plans[i].format->name,
-                   plans[i].note);
+      const auto entry = fallbacks.try_emplace(fmt::format("-> {} ({})", plans[i].format->name, plans[i].note),
+                                               t.name + " " + shape_string(t.shape), 0).first;
+      ++entry->second.second;
     }
     infos.push_back({t.name, plans[i].format->dtype, t.shape});
+    if (is_stepdown_format(plans[i].format->dtype)) ++stepdown_format_tensors;
     const int64_t params = t.numel();
     result.tensors.push_back({t.name, t.shape, std::string(dtype_name(t.dtype)), plans[i].format->name,
-                              plans[i].note, params, dtype_bytes(plans[i].format->dtype, params)});
+                              plans[i].note, params, tensor_bytes(plans[i].format->dtype, t)});
     result.params += params;
     result.tensor_bytes += result.tensors.back().bytes;
+  }
+  for (const auto& [change, first] : fallbacks) {
+    spdlog::warn("{} {}: {} tensor(s), the first {}", options.model.string(), change, first.second, first.first);
+  }
+  if (stepdown_format_tensors > 0) {
+    spdlog::warn("{}: {} tensors use stepdown's own formats, stored in stepdown's GGUF container; stepdown runs "
+                 "the output, llama.cpp does not",
+                 options.output.string(), stepdown_format_tensors);
   }
 
   Progress progress("quantize", static_cast<int64_t>(plans.size()));
@@ -191,7 +213,7 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
     const int64_t heads = t.name.ends_with(".attn_q.weight") ? n_heads : n_kv_heads;
     const auto method_tensor = prepared.tensors.find(t.name);
     if (method_tensor != prepared.tensors.end() && method_tensor->second.bytes) {
-      const uint64_t expected = dtype_bytes(plans[index].format->dtype, t.numel());
+      const uint64_t expected = tensor_bytes(plans[index].format->dtype, t);
       if (method_tensor->second.bytes->size() != expected) {
         raise<InvalidArgument>("method '{}' gave {} bytes for {} but {} {} needs {}", options.method,
                                method_tensor->second.bytes->size(), t.name, plans[index].format->name,
@@ -229,6 +251,7 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
                   {"format", std::string(io::model_format_name(model.format))}}},
       {"output", {{"path", options.output.filename().string()}, {"format", "gguf"},
                   {"sha256", sha256_path(options.output)}}},
+      {"runs_in_llama_cpp", stepdown_format_tensors == 0},
       {"method", method != nullptr ? method->name : std::string("rtn")},
       {"scheme", scheme->name},
       {"overrides", options.overrides},
@@ -237,6 +260,9 @@ QuantizeResult quantize_model(const QuantizeOptions& options) {
       {"bits_per_weight", result.params > 0 ? 8.0 * static_cast<double>(result.tensor_bytes) / result.params : 0.0},
       {"tensors", std::move(tensors)},
   };
+  if (stepdown_format_tensors > 0) {
+    result.manifest_json["output"]["stepdown_container_version"] = io::kContainerVersion;
+  }
   if (options.tokenizer) result.manifest_json["tokenizer"] = options.tokenizer->string();
   if (method != nullptr) result.manifest_json["method_details"] = prepared.manifest;
   write_file_atomic(result.manifest, result.manifest_json.dump(2) + "\n");

@@ -1,6 +1,7 @@
 #pragma once
-// Quantizes a whole model file into a GGUF that llama.cpp loads, plus
-// "<output>.manifest.json" beside it. Source weights of any stored type are dequantized to f32 first.
+// Quantizes a whole model file into a GGUF, plus "<output>.manifest.json" beside it.
+// llama.cpp loads the output unless a tensor is in one of stepdown's own formats, which go
+// into stepdown's GGUF container (io/gguf_container.h). Source weights of any stored type are dequantized to f32 first.
 #include <filesystem>
 #include <map>
 #include <optional>

@@ -14,70 +14,156 @@ namespace stepdown::quant {
 
 namespace {
 
+bool is_per_row_int8(DType dtype) { return dtype == DType::INT8 || dtype == DType::INT8_W8A8; }
+
+// Bits, symmetry and code range of an integer format.
+struct CodeRange {
+  kernels::GroupLayout layout;  // group == 0 for the per-row INT8 formats
+  int lo = 0;
+  int hi = 0;
+};
+
+CodeRange code_range(DType dtype) {
+  CodeRange range;
+  if (is_per_row_int8(dtype)) {
+    range.layout.bits = 8;
+  } else {
+    range.layout = kernels::group_layout(dtype);
+    if (range.layout.group == 0) {
+      raise<InvalidArgument>("{} is not one of stepdown's integer formats (INT8, INT8_G128, INT4_G*, INT3_G*)",
+                             dtype_name(dtype));
+    }
+  }
+  const int levels = (1 << range.layout.bits) - 1;  // 255, 15 or 7
+  if (range.layout.has_min) {
+    range.hi = levels;
+  } else {
+    range.hi = levels / 2;  // 127, 7 or 3: symmetric codes never use the most negative value
+    range.lo = -range.hi;
+  }
+  return range;
+}
+
 // round(x / scale) clamped to [lo, hi]; scale 0 gives 0.
 int code_for(float x, float scale, int lo, int hi) {
   if (scale == 0.0f) return 0;
   return static_cast<int>(std::clamp(std::round(x / scale), static_cast<float>(lo), static_cast<float>(hi)));
 }
 
-// f16 bits of `value`, with a value below FLT_MIN taken as 0 so tiny groups give zeros.
-uint16_t f16_scale(float value) { return f32_to_f16(value >= FLT_MIN ? value : 0.0f); }
+// `value` rounded to f16 and back, with a value below FLT_MIN taken as 0 so tiny groups
+// give zeros.
+float f16_scale(float value) { return f16_to_f32(f32_to_f16(value >= FLT_MIN ? value : 0.0f)); }
+
+uint16_t exact_f16_bits(float value, const char* field, DType dtype) {
+  const uint16_t bits = f32_to_f16(value);
+  if (f16_to_f32(bits) != value && !(std::isnan(value) && std::isnan(f16_to_f32(bits)))) {
+    raise<InvalidArgument>("pack_group: {} {} is {}, which is not exactly an f16 value; take it from "
+                           "choose_group_params or round it to f16 first",
+                           dtype_name(dtype), field, value);
+  }
+  return bits;
+}
 
 void store_f16(std::byte* p, uint16_t bits) { std::memcpy(p, &bits, sizeof bits); }
 
-void quantize_group_symmetric(const kernels::GroupLayout& layout, const float* src, std::byte* block) {
-  float absmax = 0.0f;
-  for (int64_t i = 0; i < layout.group; ++i) absmax = std::max(absmax, std::fabs(src[i]));
-  const int max_code = layout.bits == 8 ? 127 : 7;
-  const uint16_t d_bits = f16_scale(absmax / static_cast<float>(max_code));
-  const float d = f16_to_f32(d_bits);
-  store_f16(block, d_bits);
-  if (layout.bits == 8) {
-    auto* q = reinterpret_cast<int8_t*>(block + 2);
-    for (int64_t i = 0; i < layout.group; ++i) q[i] = static_cast<int8_t>(code_for(src[i], d, -127, 127));
-    return;
-  }
-  auto* qs = reinterpret_cast<uint8_t*>(block + 2);
-  const int64_t half = layout.group / 2;
-  for (int64_t j = 0; j < half; ++j) {
-    const int low = code_for(src[j], d, -7, 7) + 8;
-    const int high = code_for(src[j + half], d, -7, 7) + 8;
-    qs[j] = static_cast<uint8_t>(low | (high << 4));
-  }
-}
-
-void quantize_group_asymmetric(const kernels::GroupLayout& layout, const float* src, std::byte* block) {
-  float lo = src[0], hi = src[0];
-  for (int64_t i = 1; i < layout.group; ++i) {
-    lo = std::min(lo, src[i]);
-    hi = std::max(hi, src[i]);
-  }
-  // A group whose values are all zero or subnormal decodes to exact zeros.
-  if (std::max(std::fabs(lo), std::fabs(hi)) < FLT_MIN) lo = hi = 0.0f;
-  const uint16_t d_bits = f16_scale((hi - lo) / 15.0f);
-  const uint16_t m_bits = f32_to_f16(lo);
-  const float d = f16_to_f32(d_bits);
-  const float m = f16_to_f32(m_bits);
-  store_f16(block, d_bits);
-  store_f16(block + 2, m_bits);
-  auto* qs = reinterpret_cast<uint8_t*>(block + 4);
-  const int64_t half = layout.group / 2;
-  for (int64_t j = 0; j < half; ++j) {
-    const int low = code_for(src[j] - m, d, 0, 15);
-    const int high = code_for(src[j + half] - m, d, 0, 15);
-    qs[j] = static_cast<uint8_t>(low | (high << 4));
-  }
+int code_in_range(const CodeRange& range, const GroupParams& params, float x) {
+  if (range.layout.has_min) return code_for(x - params.min, params.scale, range.lo, range.hi);
+  return code_for(x, params.scale, range.lo, range.hi);
 }
 
 }  // namespace
 
-void quantize_row_int8(const float* src, std::byte* dst, int64_t n) {
+int64_t quant_group_size(DType dtype, int64_t cols) {
+  const CodeRange range = code_range(dtype);
+  return range.layout.group == 0 ? cols : range.layout.group;
+}
+
+GroupParams choose_group_params(DType dtype, const float* values, int64_t n) {
+  const CodeRange range = code_range(dtype);
+  if (n <= 0) return {};
+  if (range.layout.has_min) {
+    float lo = values[0], hi = values[0];
+    for (int64_t i = 1; i < n; ++i) {
+      lo = std::min(lo, values[i]);
+      hi = std::max(hi, values[i]);
+    }
+    // A group whose values are all zero or subnormal decodes to exact zeros.
+    if (std::max(std::fabs(lo), std::fabs(hi)) < FLT_MIN) lo = hi = 0.0f;
+    return {f16_scale((hi - lo) / static_cast<float>(range.hi)), f16_to_f32(f32_to_f16(lo))};
+  }
   float absmax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) absmax = std::max(absmax, std::fabs(src[i]));
-  const float scale = absmax >= FLT_MIN ? absmax / 127.0f : 0.0f;
-  std::memcpy(dst, &scale, sizeof scale);
+  for (int64_t i = 0; i < n; ++i) absmax = std::max(absmax, std::fabs(values[i]));
+  if (range.layout.group == 0) return {absmax >= FLT_MIN ? absmax / static_cast<float>(range.hi) : 0.0f, 0.0f};
+  return {f16_scale(absmax / static_cast<float>(range.hi)), 0.0f};
+}
+
+int quantize_code(DType dtype, const GroupParams& params, float x) {
+  return code_in_range(code_range(dtype), params, x);
+}
+
+float dequantize_code(DType dtype, const GroupParams& params, int code) {
+  const CodeRange range = code_range(dtype);
+  const float scaled = params.scale * static_cast<float>(code);
+  // A separate statement, so the product is rounded before the add, as in dequantize_row.
+  return range.layout.has_min ? scaled + params.min : scaled;
+}
+
+void pack_group(DType dtype, const GroupParams& params, const int* codes, int64_t n, std::byte* dst) {
+  const CodeRange range = code_range(dtype);
+  const kernels::GroupLayout& layout = range.layout;
+  if (layout.group != 0 && n != layout.group) {
+    raise<InvalidArgument>("pack_group: {} groups hold {} codes, {} were given", dtype_name(dtype), layout.group, n);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (codes[i] < range.lo || codes[i] > range.hi) {
+      raise<InvalidArgument>("pack_group: {} code {} at index {} is outside [{}, {}]", dtype_name(dtype), codes[i], i,
+                             range.lo, range.hi);
+    }
+  }
+
+  if (layout.group == 0) {
+    std::memcpy(dst, &params.scale, sizeof params.scale);
+    auto* q = reinterpret_cast<int8_t*>(dst + 4);
+    for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(codes[i]);
+    return;
+  }
+
+  store_f16(dst, exact_f16_bits(params.scale, "scale", dtype));
+  if (layout.has_min) store_f16(dst + 2, exact_f16_bits(params.min, "min", dtype));
+  auto* out = reinterpret_cast<uint8_t*>(dst + layout.codes_offset());
+  // Symmetric codes are stored with an offset that makes them non-negative: 8 for 4 bits,
+  // 4 for 3 bits. Int8 codes are stored as they are.
+  const int offset = layout.has_min || layout.bits == 8 ? 0 : (range.hi + 1);
+
+  if (layout.bits == 8) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(static_cast<int8_t>(codes[i]));
+    return;
+  }
+  if (layout.bits == 4) {
+    const int64_t half = n / 2;
+    for (int64_t j = 0; j < half; ++j) {
+      out[j] = static_cast<uint8_t>((codes[j] + offset) | ((codes[j + half] + offset) << 4));
+    }
+    return;
+  }
+
+  // 3 bits: a high-bit plane of n / 8 bytes, then a plane of two low bits of n / 4 bytes.
+  uint8_t* hi = out;
+  uint8_t* lo = out + n / 8;
+  const int64_t quarter = n / 4;
+  std::fill(out, out + 3 * n / 8, uint8_t{0});
+  for (int64_t e = 0; e < n; ++e) {
+    const int c = codes[e] + offset;
+    lo[e % quarter] = static_cast<uint8_t>(lo[e % quarter] | ((c & 3) << (2 * (e / quarter))));
+    hi[e / 8] = static_cast<uint8_t>(hi[e / 8] | ((c >> 2) << (e % 8)));
+  }
+}
+
+void quantize_row_int8(const float* src, std::byte* dst, int64_t n) {
+  const GroupParams params = choose_group_params(DType::INT8, src, n);
+  std::memcpy(dst, &params.scale, sizeof params.scale);
   auto* q = reinterpret_cast<int8_t*>(dst + 4);
-  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(code_for(src[i], scale, -127, 127));
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(code_for(src[i], params.scale, -127, 127));
 }
 
 void quantize_row_int_groups(DType dtype, const float* src, std::byte* dst, int64_t n) {
@@ -85,14 +171,13 @@ void quantize_row_int_groups(DType dtype, const float* src, std::byte* dst, int6
   if (layout.group == 0) {
     raise<InvalidArgument>("quantize_row_int_groups: {} is not a group-wise format", dtype_name(dtype));
   }
+  const CodeRange range = code_range(dtype);
+  std::vector<int> codes(static_cast<size_t>(layout.group));
   for (int64_t b = 0; b < n / layout.group; ++b) {
     const float* group = src + b * layout.group;
-    std::byte* block = dst + b * layout.bytes;
-    if (layout.has_min) {
-      quantize_group_asymmetric(layout, group, block);
-    } else {
-      quantize_group_symmetric(layout, group, block);
-    }
+    const GroupParams params = choose_group_params(dtype, group, layout.group);
+    for (int64_t i = 0; i < layout.group; ++i) codes[static_cast<size_t>(i)] = code_in_range(range, params, group[i]);
+    pack_group(dtype, params, codes.data(), layout.group, dst + b * layout.bytes);
   }
 }
 

@@ -150,7 +150,7 @@ void quantize_row_q5_1(const float* src, std::byte* dst, int64_t n) {
 std::vector<QuantFormat> builtin_quant_formats() {
   const auto entry = [](const char* name, DType dtype, QuantizeRowFn fn) {
     const DTypeInfo& info = dtype_info(dtype);
-    return QuantFormat{name, dtype, info.block_elems, info.block_bytes, std::move(fn)};
+    return QuantFormat{name, dtype, info.block_elems, info.block_bytes, std::move(fn), {}};
   };
   return {
       entry("f32", DType::F32, quantize_row_f32),    entry("f16", DType::F16, quantize_row_f16),

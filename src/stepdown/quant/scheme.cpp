@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "stepdown/core/error.h"
+#include "stepdown/quant/stepdown_schemes.h"
 
 namespace stepdown::quant {
 namespace {
@@ -34,6 +35,7 @@ SchemeRegistry& scheme_registry() {
     add("q4_k", 14, "2-D weights in Q4_K (4.5 bpw)");
     add("q5_k", 16, "2-D weights in Q5_K (5.5 bpw)");
     add("q6_k", 18, "2-D weights in Q6_K (6.5625 bpw)");
+    for (Scheme& s : stepdown_quant_schemes()) created->schemes.push_back(std::move(s));
     return created;
   }();
   return *r;
@@ -65,7 +67,8 @@ const QuantFormat* fallback_format(const QuantFormat& format, int64_t cols) {
   const QuantFormat* current = &format;
   while (!row_fits(*current, cols)) {
     std::string next;
-    if (current->name == "q4_k") next = "q5_0";
+    if (!current->fallback.empty()) next = current->fallback;
+    else if (current->name == "q4_k") next = "q5_0";
     else if (current->name == "q5_k") next = "q5_1";
     else if (current->name == "q6_k") next = "q8_0";
     else next = "f16";

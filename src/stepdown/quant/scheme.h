@@ -46,7 +46,8 @@ struct TensorPlan {
 // the last override that matches (an error when its format does not fit the row length),
 // then the scheme's format. When the scheme's format does not fit a row length, the tensor
 // falls back along q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, then any 32-block format ->
-// f16, and the plan's note says so.
+// f16, or along a stepdown format's own fallback (QuantFormat::fallback, ending at per-row
+// int8), and the plan's note records it.
 std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, const Scheme& scheme,
                                      const std::vector<TensorOverride>& overrides);
 

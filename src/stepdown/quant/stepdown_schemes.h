@@ -1,13 +1,23 @@
 #pragma once
-// Registration of stepdown's own formats and schemes (int8, int8-g128, int4-g32, int4-g64,
-// int4-g128, int4-g32-asym, int4-g128-asym, fp8) in the quantizer's registries.
-//
-// NOTE: nothing calls this yet. The GGUF writer would store these formats under their
-// stepdown ids (1000+), which GGUF readers reject, so they need a container of their own
-// (namespaced GGUF metadata or safetensors) before `stepdown quantize` can offer them.
+// stepdown's own formats and schemes, part of the quantizer's registries from the start
+// (format.cpp and scheme.cpp add these lists when they create their registries). A scheme
+// has the name of its format (int8, int8-g128, int4-g32, int4-g64, int4-g128,
+// int4-g32-asym, int4-g64-asym, int4-g128-asym, int3-g64, int3-g128, int3-g64-asym,
+// int3-g128-asym, fp8), except w8a8, whose format is int8-w8a8. Files with these formats
+// use the GGUF container of io/gguf_container.h, which llama.cpp does not run.
+#include <vector>
+
+#include "stepdown/quant/format.h"
+#include "stepdown/quant/scheme.h"
+
 namespace stepdown::quant {
 
-// Adds the formats and schemes; a second call throws InvalidArgument (name taken).
-void register_stepdown_quant_schemes();
+// One QuantFormat per stepdown format, with its fallback for rows that are not a whole
+// number of groups: a smaller group of the same kind, then int4-g32 (or int4-g32-asym) for
+// INT3, then per-row int8, which fits any row.
+std::vector<QuantFormat> stepdown_quant_formats();
+
+// One Scheme per stepdown format.
+std::vector<Scheme> stepdown_quant_schemes();
 
 }  // namespace stepdown::quant
