@@ -98,7 +98,7 @@ class GptqBlockMethod : public BlockMethod {
       }
       if (!gptq_supports(target.dtype)) {
         raise<Unsupported>("{}: gptq cannot write {}; choose a scheme of q4_0, q4_1, q5_0, q5_1, q8_0, int8, "
-                           "int8-g128 or int4-g*, or --override this tensor",
+                           "int8-g128, int4-g* or int3-g*, or --override this tensor",
                            name, target.name);
       }
 
