@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "stepdown/core/error.h"
@@ -173,6 +174,27 @@ TEST(BlockCalibration, ChangedWeightsReachTheNextBlock) {
   for (int64_t layer = 1; layer < weights.config.n_layers; ++layer) {
     EXPECT_LT(max_abs_diff(method.inputs[layer], reference[layer].at("block_out")), 1e-5) << "block " << layer;
   }
+}
+
+TEST(BlockCalibration, CalibrationWeightsEqualF32Conversion) {
+  const io::ModelFile file = io::open_model_file(stories_path());
+  const model::ModelWeights expected = model::load_weights(file, model::WeightConversion::F32);
+  const model::ModelWeights weights = load_calibration_weights(file);
+  for (size_t layer = 0; layer < weights.blocks.size(); ++layer) {
+    const model::BlockWeights& a = weights.blocks[layer];
+    const model::BlockWeights& b = expected.blocks[layer];
+    for (const auto member : {&model::BlockWeights::attn_q, &model::BlockWeights::attn_k, &model::BlockWeights::attn_v,
+                              &model::BlockWeights::attn_output, &model::BlockWeights::ffn_gate,
+                              &model::BlockWeights::ffn_up, &model::BlockWeights::ffn_down}) {
+      const kernels::WeightMatrix& got = a.*member;
+      const kernels::WeightMatrix& want = b.*member;
+      ASSERT_EQ(got.dtype, DType::F32);
+      ASSERT_EQ(got.rows * got.cols, want.rows * want.cols);
+      EXPECT_EQ(std::memcmp(got.data, want.data, static_cast<size_t>(got.rows * got.cols) * sizeof(float)), 0)
+          << "block " << layer;
+    }
+  }
+  EXPECT_EQ(weights.token_embd.data, file.tensor("token_embd.weight").data);  // left in the file
 }
 
 TEST(BlockCalibration, MappedWeightsAreRejected) {

@@ -74,7 +74,8 @@ std::vector<float> rtn_dequantized(const Problem& p, DType dtype) {
 constexpr DType kAllFormats[] = {DType::Q8_0,      DType::Q4_0,      DType::Q4_1,          DType::Q5_0,
                                  DType::Q5_1,      DType::INT8,      DType::INT8_W8A8,     DType::INT8_G128,
                                  DType::INT4_G32,  DType::INT4_G64,  DType::INT4_G128,     DType::INT4_G32_ASYM,
-                                 DType::INT4_G64_ASYM, DType::INT4_G128_ASYM};
+                                 DType::INT4_G64_ASYM, DType::INT4_G128_ASYM, DType::INT3_G64,
+                                 DType::INT3_G128,     DType::INT3_G64_ASYM, DType::INT3_G128_ASYM};
 
 TEST(Gptq, DiagonalHessianGivesRtnBytesForStepdownFormats) {
   // With H diagonal, U is diagonal and no error spreads, so each value rounds alone on the
@@ -84,7 +85,8 @@ TEST(Gptq, DiagonalHessianGivesRtnBytesForStepdownFormats) {
   std::fill(p.h.begin(), p.h.end(), 0.0);
   for (int64_t i = 0; i < p.cols; ++i) p.h[i * p.cols + i] = 0.5 + (rng() % 100) / 10.0;
   ThreadPool pool(2);
-  for (const DType dtype : {DType::INT8, DType::INT8_G128, DType::INT4_G32, DType::INT4_G128, DType::INT4_G64_ASYM}) {
+  for (const DType dtype : {DType::INT8, DType::INT8_G128, DType::INT4_G32, DType::INT4_G128, DType::INT4_G64_ASYM,
+                            DType::INT3_G64, DType::INT3_G128_ASYM}) {
     const GptqResult result = gptq_quantize(p.w, p.rows, p.cols, p.h, dtype, {}, pool);
     const std::vector<std::byte> rtn = quantize_tensor_stepdown("w", dtype, p.w, p.rows, p.cols);
     EXPECT_EQ(result.bytes, rtn) << dtype_name(dtype);
@@ -115,7 +117,8 @@ TEST(Gptq, EveryFormatDecodesToItsDequantizedWeights) {
 TEST(Gptq, OutputErrorIsBelowRtn) {
   const Problem p = random_problem(32, 256, 400, 6);
   ThreadPool pool(2);
-  for (const DType dtype : {DType::Q4_0, DType::Q4_1, DType::INT4_G128, DType::INT4_G32_ASYM, DType::INT8}) {
+  for (const DType dtype :
+       {DType::Q4_0, DType::Q4_1, DType::INT4_G128, DType::INT4_G32_ASYM, DType::INT3_G128, DType::INT8}) {
     const double rtn = output_error(p, rtn_dequantized(p, dtype));
     for (const bool act_order : {false, true}) {
       const GptqResult result = gptq_quantize(p.w, p.rows, p.cols, p.h, dtype, {.act_order = act_order}, pool);

@@ -4,12 +4,14 @@
 #include <cmath>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <spdlog/spdlog.h>
 
 #include "stepdown/core/error.h"
 #include "stepdown/core/progress.h"
+#include "stepdown/kernels/matmul.h"
 
 namespace stepdown::quant {
 namespace {
@@ -29,6 +31,27 @@ const kernels::WeightMatrix& matrix_of(const model::BlockWeights& b, Linear line
     case Linear::kFfnDown: return b.ffn_down;
   }
   return b.attn_q;
+}
+
+kernels::WeightMatrix& mutable_matrix_of(model::BlockWeights& b, Linear linear) {
+  return const_cast<kernels::WeightMatrix&>(matrix_of(b, linear));
+}
+
+// Drops the pages of [data, data + bytes) from the resident set when they lie in one of
+// the file's read-only mappings, which a later access reads back from the page cache.
+// Bytes outside every mapping (a buffer the loader converted) are left alone, because
+// MADV_DONTNEED would zero them.
+void release_mapped_pages(const io::ModelFile& file, const std::byte* data, size_t bytes) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  for (const std::shared_ptr<MappedFile>& mapping : file.mappings) {
+    if (data < mapping->data() || data + bytes > mapping->data() + mapping->size()) continue;
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page * page;
+    const uintptr_t end = reinterpret_cast<uintptr_t>(data + bytes);
+    if (madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) != 0) {
+      spdlog::debug("{}: madvise(MADV_DONTNEED) failed; the mapped pages stay resident", mapping->path().string());
+    }
+    return;
+  }
 }
 
 // Adds the rows of x (T, width) to the statistics of one input.
@@ -295,13 +318,21 @@ void BlockCalibrator::run(BlockMethod& method) {
 }
 
 model::ModelWeights load_calibration_weights(const io::ModelFile& file) {
-  model::ModelWeights weights = model::load_weights(file, model::WeightConversion::F32);
-  for (const std::shared_ptr<MappedFile>& mapping : file.mappings) {
-    // The mapping is read-only and never written, so MADV_DONTNEED only drops clean
-    // pages, which a later access reads back from the page cache.
-    void* begin = const_cast<std::byte*>(mapping->data());
-    if (mapping->size() > 0 && madvise(begin, mapping->size(), MADV_DONTNEED) != 0) {
-      spdlog::debug("{}: madvise(MADV_DONTNEED) failed; the mapped pages stay resident", mapping->path().string());
+  // Bound in place, then each block matrix decoded to an owned f32 buffer and its source
+  // pages dropped at once, so the source and the f32 copy are never both resident. The
+  // embedding stays in the file: calibration only looks up its rows.
+  model::ModelWeights weights = model::load_weights(file, model::WeightConversion::NONE);
+  for (model::BlockWeights& block : weights.blocks) {
+    for (const Linear linear : kLinears) {
+      kernels::WeightMatrix& w = mutable_matrix_of(block, linear);
+      auto buffer = std::make_shared<std::vector<std::byte>>(static_cast<size_t>(w.rows * w.cols) * sizeof(float));
+      auto* out = reinterpret_cast<float*>(buffer->data());
+      for (int64_t r = 0; r < w.rows; ++r) {
+        kernels::dequantize_row(w.dtype, w.data + static_cast<size_t>(r) * w.row_stride, out + r * w.cols, w.cols);
+      }
+      release_mapped_pages(file, w.data, w.row_stride * static_cast<size_t>(w.rows));
+      weights.owned_buffers.push_back(buffer);
+      w = kernels::WeightMatrix{DType::F32, buffer->data(), w.rows, w.cols, static_cast<size_t>(w.cols) * sizeof(float)};
     }
   }
   return weights;

@@ -144,15 +144,17 @@ class BlockMethod {
   virtual void process_block(BlockContext& block) = 0;
 };
 
-// Loads the weights of `file` in f32 for run_block_calibration, then drops the file's
-// memory-mapped pages from the process's resident set. They stay in the page cache unless
+// Loads the weights of `file` for run_block_calibration: block matrices in owned f32, the
+// rest (embedding, output) memory-mapped as stored. The mapped pages of each block matrix
+// are dropped from the resident set once it is decoded. They stay in the page cache unless
 // memory runs short, so a later read (the GGUF writer) rarely goes to disk, and peak RSS
-// has one f32 copy of the model instead of two when the source is f32.
+// has one copy of the block weights instead of two when the source is f32.
 model::ModelWeights load_calibration_weights(const io::ModelFile& file);
 
 // Runs the three steps above for every block, in order, showing progress per block. Sets
 // OpenBLAS's thread count to pool.size().
-// `weights` must be f32 (model::load_weights(file, WeightConversion::F32)); its block
+// Block matrices of `weights` must be owned f32 (load_calibration_weights, or
+// model::load_weights(file, WeightConversion::F32)); they
 // matrices hold the methods' dequantized weights afterwards. Throws InvalidArgument when
 // a block matrix is not f32 and owned, or when a calibration token is outside the vocab.
 void run_block_calibration(model::ModelWeights& weights, const CalibrationData& data, BlockMethod& method,

@@ -4,10 +4,12 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "stepdown/core/error.h"
 #include "stepdown/core/half.h"
 #include "stepdown/kernels/stepdown_formats.h"
+#include "stepdown/quant/rtn_int.h"
 
 namespace stepdown::quant {
 namespace {
@@ -49,14 +51,20 @@ std::optional<GptqGrid> GptqGrid::for_dtype(DType dtype) {
     case DType::INT8_W8A8: return GptqGrid(dtype, 0, -127, 127, false, false);
     default: break;
   }
+  // stepdown's group formats go through rtn_int.h's group functions (see choose below),
+  // so the code range here is informational.
   const kernels::GroupLayout layout = kernels::group_layout(dtype);
   if (layout.group == 0) return std::nullopt;
-  if (layout.bits == 8) return GptqGrid(dtype, layout.group, -127, 127, false, false);
-  if (layout.has_min) return GptqGrid(dtype, layout.group, 0, 15, true, false);
-  return GptqGrid(dtype, layout.group, -7, 7, false, false);
+  const int levels = 1 << layout.bits;
+  if (layout.has_min) return GptqGrid(dtype, layout.group, 0, levels - 1, true, false);
+  return GptqGrid(dtype, layout.group, -(levels / 2 - 1), levels / 2 - 1, false, false);
 }
 
 GroupGrid GptqGrid::choose(const float* x, int64_t n) const {
+  if (is_stepdown_format(dtype_)) {
+    const GroupParams params = choose_group_params(dtype_, x, n);
+    return {params.scale, params.min};
+  }
   if (affine_) {
     float lo = x[0], hi = x[0];
     for (int64_t i = 1; i < n; ++i) {
@@ -82,12 +90,14 @@ GroupGrid GptqGrid::choose(const float* x, int64_t n) const {
 }
 
 int GptqGrid::code(float x, const GroupGrid& grid) const {
+  if (is_stepdown_format(dtype_)) return quantize_code(dtype_, {grid.scale, grid.min}, x);
   if (grid.scale == 0.0f) return 0;
   const float q = std::round((x - grid.min) / grid.scale);
   return static_cast<int>(std::clamp(q, static_cast<float>(min_code_), static_cast<float>(max_code_)));
 }
 
 float GptqGrid::value(int code, const GroupGrid& grid) const {
+  if (is_stepdown_format(dtype_)) return dequantize_code(dtype_, {grid.scale, grid.min}, code);
   // Two statements, so the product is rounded before the add, as the decoders do.
   const float product = grid.scale * static_cast<float>(code);
   if (!affine_) return product;
@@ -101,12 +111,16 @@ void GptqGrid::pack_row(std::span<const int8_t> codes, std::span<const GroupGrid
     raise<InvalidArgument>("GPTQ pack_row: {} codes and {} grids do not fit groups of {} in {}", cols, grids.size(),
                            group, dtype_name(dtype_));
   }
-  if (group_ == 0) {
-    std::memcpy(dst, &grids[0].scale, sizeof(float));
-    std::memcpy(dst + sizeof(float), codes.data(), static_cast<size_t>(cols));
+  const int64_t block_bytes = static_cast<int64_t>(dtype_bytes(dtype_, group));
+  if (is_stepdown_format(dtype_)) {
+    std::vector<int> group_codes(static_cast<size_t>(group));
+    for (int64_t g = 0; g < cols / group; ++g) {
+      std::copy(codes.begin() + g * group, codes.begin() + (g + 1) * group, group_codes.begin());
+      const GroupGrid& grid = grids[static_cast<size_t>(g)];
+      pack_group(dtype_, {grid.scale, grid.min}, group_codes.data(), group, dst + g * block_bytes);
+    }
     return;
   }
-  const int64_t block_bytes = static_cast<int64_t>(dtype_bytes(dtype_, group));
   for (int64_t g = 0; g < cols / group; ++g) {
     const int8_t* q = codes.data() + g * group;
     const GroupGrid& grid = grids[static_cast<size_t>(g)];

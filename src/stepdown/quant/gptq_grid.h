@@ -14,7 +14,12 @@
 //   int8-g128            128     d = f16(absmax / 127)                    d * q, q in [-127, 127]
 //   int4-g{32,64,128}    G       d = f16(absmax / 7)                      d * q, q in [-7, 7]
 //   int4-g*-asym         G       d = f16((max - min) / 15), m = f16(min)  d * q + m, q in [0, 15]
+//   int3-g{64,128}       G       d = f16(absmax / 3)                      d * q, q in [-3, 3]
+//   int3-g*-asym         G       d = f16((max - min) / 7), m = f16(min)   d * q + m, q in [0, 7]
 //
+// stepdown's own formats (int8 and below) use rtn_int.h's group functions
+// (choose_group_params, quantize_code, dequantize_code, pack_group), so GPTQ and RTN share
+// one definition of their grids and layouts.
 // The scale rules are the ones RTN uses (rtn_legacy.cpp, rtn_int.cpp). Codes here are the
 // nearest code to x on the stored grid, so a legacy block can differ from RTN's in a
 // code where RTN rounds against the unrounded scale. value() computes each value in f32

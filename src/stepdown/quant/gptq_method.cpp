@@ -3,6 +3,8 @@
 // format, and the dequantized weights feed the next block.
 #include "stepdown/quant/gptq_method.h"
 
+#include <malloc.h>
+
 #include <charconv>
 #include <map>
 
@@ -96,7 +98,7 @@ class GptqBlockMethod : public BlockMethod {
       }
       if (!gptq_supports(target.dtype)) {
         raise<Unsupported>("{}: gptq cannot write {}; choose a scheme of q4_0, q4_1, q5_0, q5_1, q8_0, int8, "
-                           "int8-g128 or int4-g*, or --override this tensor",
+                           "int8-g128, int4-g* or int3-g*, or --override this tensor",
                            name, target.name);
       }
 
@@ -159,6 +161,10 @@ MethodOutput run_gptq(const MethodContext& context) {
     GptqBlockMethod method(formats, gptq, output);
     run_block_calibration(weights, data, method, context.pool);
   }
+  // The block matrices are a few MB each, so glibc serves them from the heap and keeps
+  // their pages after they are freed. Returning them keeps the f32 copy, no longer used,
+  // out of the resident set while the GGUF writer reads the source.
+  malloc_trim(0);
 
   // Group size of every format GPTQ wrote, for the manifest.
   nlohmann::json groups = nlohmann::json::object();
