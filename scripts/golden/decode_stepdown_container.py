@@ -33,6 +33,16 @@ def e4m3(codes):
 
 
 def decode_row(fmt, row, cols):
+    if fmt == "int8-outlier":
+        # f32 scale, f32 value[8], u16 column[8] (0xffff = unused), int8 q[cols]
+        scale = row[:4].view(np.float32)[0]
+        values = row[4:36].view(np.float32)
+        columns = row[36:52].view(np.uint16)
+        out = np.float32(scale) * row[52:52 + cols].view(np.int8).astype(np.float32)
+        for value, column in zip(values, columns):
+            if column != 0xFFFF:
+                out[column] = value
+        return out
     if fmt in ("int8", "int8-w8a8", "fp8"):
         scale = row[:4].view(np.float32)[0]
         codes = row[4:4 + cols]

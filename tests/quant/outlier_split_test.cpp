@@ -5,6 +5,8 @@
 #include <cmath>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/io_test_util.h"
 #include "quant/scaling_test_util.h"
 #include "stepdown/core/error.h"
@@ -185,6 +187,35 @@ TEST(OutlierMethod, Stories260KKldNoWorseThanW8A8) {
   std::printf("stories260K mean KLD: W8A8 %.6f, outlier split (threshold 2) %.6f\n", w8a8, split);
   EXPECT_GT(split, 0.0);
   EXPECT_LT(split, w8a8);
+}
+
+// The same through the CLI: `--scheme int8-outlier --method outlier` writes stepdown's GGUF
+// container, records the outlier columns it chose, and `stepdown ppl --base` scores it no
+// worse than plain W8A8 within noise.
+TEST(OutlierCli, QuantizeThenPplKld) {
+  test::ScratchDir dir("outlier_cli");
+  const std::string model = "'" + test::stories_model().string() + "' --tokenizer '" +
+                            test::stories_tokenizer().string() + "'";
+  const std::filesystem::path calib = test::write_text(dir / "calib.txt", test::kCalibrationStory, 4);
+  const std::filesystem::path text = test::write_text(dir / "eval.txt", test::kEvaluationStory, 6);
+  const std::string out = dir.path().string();
+  ASSERT_EQ(test::run_cli("quantize " + model + " --scheme f32 -o '" + out + "/f32.gguf'").exit_code, 0);
+  ASSERT_EQ(test::run_cli("quantize " + model + " --scheme w8a8 -o '" + out + "/w8a8.gguf'").exit_code, 0);
+  const test::CliResult split =
+      test::run_cli("quantize " + model + " --scheme int8-outlier --method outlier --method-param threshold=2 --calib '" +
+                    calib.string() + "' --calib-samples 16 --calib-seq-len 128 -o '" + out + "/outlier.gguf' --json");
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  const nlohmann::json manifest = nlohmann::json::parse(split.out);
+  EXPECT_EQ(manifest.at("method"), "outlier");
+  EXPECT_EQ(manifest.at("scheme"), "int8-outlier");
+
+  std::string error;
+  const double w8a8 = test::mean_kld(dir / "w8a8.gguf", dir / "f32.gguf", text, error);
+  ASSERT_FALSE(std::isnan(w8a8)) << error;
+  const double outlier = test::mean_kld(dir / "outlier.gguf", dir / "f32.gguf", text, error);
+  ASSERT_FALSE(std::isnan(outlier)) << error;
+  std::printf("stories260K via CLI mean KLD: W8A8 %.6f, outlier split %.6f\n", w8a8, outlier);
+  EXPECT_LT(outlier, 1.05 * w8a8);
 }
 
 }  // namespace

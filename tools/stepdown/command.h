@@ -32,7 +32,7 @@ inline const CLI::Validator kNonNegativeInteger(
     },
     "INT>=0");
 
-// Accepts integers >= 1; CLI::PositiveNumber has the same long range message.
+// Accepts integers >= 1. CLI::PositiveNumber would print the same long range message.
 inline const CLI::Validator kPositiveInteger(
     [](std::string& value) -> std::string {
       try {

@@ -91,8 +91,8 @@ MethodOutput run_outlier(const MethodContext& ctx) {
       total_dropped += dropped;
       for (const std::string& name : linear_group_members(layer, group)) {
         if (weights.planned_dtype(name) != DType::INT8_OUTLIER) {
-          raise<InvalidArgument>("method 'outlier' needs {} planned as INT8_OUTLIER, found {}; no scheme offers the "
-                                 "format yet, so run it through quantize_model_in_memory",
+          raise<InvalidArgument>("method 'outlier' needs {} planned as INT8_OUTLIER, found {}; use --scheme "
+                                 "int8-outlier, and no --override that gives it another format",
                                  name, dtype_name(weights.planned_dtype(name)));
         }
         output.tensors[name].bytes = quantize_matrix_int8_outlier(weights.matrix(name), columns);

@@ -26,8 +26,8 @@ std::vector<std::byte> quantize_matrix_int8_outlier(const FloatMatrix& w, std::s
 std::vector<uint16_t> select_outlier_columns(std::span<const float> max_abs_input, float threshold, int64_t& dropped);
 
 // Parameters: threshold (6.0, on calibrated max|x| per input channel). Needs every block
-// matrix planned as INT8_OUTLIER (quantize_model_in_memory with that block dtype) because
-// no scheme or container offers the format yet.
+// matrix planned as INT8_OUTLIER: `stepdown quantize --scheme int8-outlier`, or
+// quantize_model_in_memory with that block dtype.
 QuantMethod outlier_method();
 
 }  // namespace stepdown::quant

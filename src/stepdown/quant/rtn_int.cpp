@@ -9,6 +9,7 @@
 #include "stepdown/core/half.h"
 #include "stepdown/kernels/stepdown_formats.h"
 #include "stepdown/quant/fp8.h"
+#include "stepdown/quant/outlier_split.h"
 
 namespace stepdown::quant {
 
@@ -186,6 +187,8 @@ void quantize_row_stepdown(DType dtype, const float* src, std::byte* dst, int64_
     case DType::INT8:
     case DType::INT8_W8A8: return quantize_row_int8(src, dst, n);
     case DType::FP8_E4M3: return quantize_row_fp8(src, dst, n);
+    // RTN keeps no outlier columns; the "outlier" method chooses them from calibration.
+    case DType::INT8_OUTLIER: return quantize_row_int8_outlier(src, {}, dst, n);
     default: return quantize_row_int_groups(dtype, src, dst, n);
   }
 }

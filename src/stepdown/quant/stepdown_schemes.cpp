@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "stepdown/quant/outlier_split.h"
 #include "stepdown/quant/rtn_int.h"
 
 namespace stepdown::quant {
@@ -55,14 +54,10 @@ std::vector<QuantFormat> stepdown_quant_formats() {
   for (const FormatEntry& entry : kEntries) {
     const DTypeInfo& info = dtype_info(entry.dtype);
     const DType dtype = entry.dtype;
-    QuantizeRowFn quantize_row = [dtype](const float* src, std::byte* dst, int64_t n) {
-      quantize_row_stepdown(dtype, src, dst, n);
-    };
-    if (dtype == DType::INT8_OUTLIER) {
-      quantize_row = [](const float* src, std::byte* dst, int64_t n) { quantize_row_int8_outlier(src, {}, dst, n); };
-    }
-    formats.push_back(QuantFormat{std::string(stepdown_format_name(dtype)), dtype, info.block_elems, info.block_bytes,
-                                  std::move(quantize_row), entry.fallback});
+    formats.push_back(QuantFormat{
+        std::string(stepdown_format_name(dtype)), dtype, info.block_elems, info.block_bytes,
+        [dtype](const float* src, std::byte* dst, int64_t n) { quantize_row_stepdown(dtype, src, dst, n); },
+        entry.fallback});
   }
   return formats;
 }
