@@ -62,6 +62,23 @@ RungRecord rung(const std::string& name, const std::string& label, double host_t
   return record;
 }
 
+TEST(Reasons, InconclusiveStratumIsNamed) {
+  const DecidePolicy policy = policy_with_tpot(48);
+  RungRecord int8 = rung("int8", "INT8 weight-only (q8_0)", 12, 31, {stratum("summarization", -0.183, 0.15, 0.15, true)},
+                         policy);
+  int8.strata[0].ci_low = -0.336;
+  int8.strata[0].ci_high = -0.031;
+  int8.strata[0].verdict = "inconclusive";
+  const std::vector<RungRecord> rungs = {
+      rung("baseline", "Baseline (as given)", 40, 95, {stratum("summarization", 0, 0, 0.15, true)}, policy), int8};
+  const Recommendation recommendation = recommend(rungs, policy);
+  ASSERT_TRUE(recommendation.rung.has_value());
+  EXPECT_EQ(*recommendation.rung, "int8");
+  EXPECT_THAT(recommendation.summary, HasSubstr("the gate is inconclusive for summarization -0.183 (95% CI -0.336 "
+                                                "to -0.031, tolerance 0.15"));
+  EXPECT_THAT(recommendation.summary, ::testing::Not(HasSubstr("stays within every stratum's tolerance")));
+}
+
 TEST(Reasons, Int8ChosenSaysInt4NotNeeded) {
   const DecidePolicy policy = policy_with_tpot(48);
   const std::vector<RungRecord> rungs = {

@@ -85,6 +85,22 @@ std::vector<const QualityRow*> failing_strata(const RungRecord& rung) {
   return rows;
 }
 
+// How a passing rung's quality reads. The gate fails a stratum only when its drop is
+// proven beyond the tolerance, so a stratum whose interval straddles the tolerance passes
+// as inconclusive; those are named, because "within tolerance" would overstate them.
+std::string quality_phrase(const RungRecord& rung) {
+  std::string inconclusive;
+  for (const QualityRow& row : rung.strata) {
+    if (!row.gated || row.verdict != "inconclusive") continue;
+    inconclusive += fmt::format("{}{} {:+.3f} (95% CI {:+.3f} to {:+.3f}, tolerance {:.3g}, {} items)",
+                                inconclusive.empty() ? "" : "; ", row.name, row.delta, row.ci_low, row.ci_high,
+                                row.tolerance, row.n);
+  }
+  if (inconclusive.empty()) return "stays within every stratum's tolerance";
+  return "no stratum's drop is proven beyond its tolerance, but the gate is inconclusive for " + inconclusive +
+         ", so more items are needed to confirm";
+}
+
 bool meets_all_budgets(const RungRecord& rung) {
   if (rung.meets_budget.empty()) return false;
   return std::all_of(rung.meets_budget.begin(), rung.meets_budget.end(), [](const auto& e) { return e.second; });
@@ -183,9 +199,9 @@ std::vector<std::string> explain_rung(const RungRecord& rung, const DecidePolicy
     reasons.push_back(fmt::format("{}: {}", rung.label, format_quality_miss(*row)));
   }
   if (reasons.empty() && rung.overall) {
-    reasons.push_back(fmt::format("{} meets {} on {} and stays within every stratum's tolerance", rung.label,
+    reasons.push_back(fmt::format("{} meets {} on {} and {}", rung.label,
                                   budget_phrase(policy.budget, policy.memory_mb),
-                                  device_phrase(policy.devices, rung)));
+                                  device_phrase(policy.devices, rung), quality_phrase(rung)));
   }
   return reasons;
 }
@@ -218,9 +234,9 @@ Recommendation recommend(const std::vector<RungRecord>& rungs, const DecidePolic
     recommendation.rung = chosen->name;
     recommendation.label = chosen->label;
     recommendation.model_file = "model.gguf";
-    recommendation.summary = fmt::format("{} meets {} on {} and stays within every stratum's tolerance.", chosen->label,
+    recommendation.summary = fmt::format("{} meets {} on {} and {}.", chosen->label,
                                          budget_phrase(policy.budget, policy.memory_mb),
-                                         device_phrase(policy.devices, *chosen));
+                                         device_phrase(policy.devices, *chosen), quality_phrase(*chosen));
 
     // What the rungs below it missed, cheapest first.
     for (auto it = rungs.begin(); it != chosen; ++it) {

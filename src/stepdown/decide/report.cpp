@@ -55,6 +55,14 @@ std::string pass_word(const json& value) {
   return value.get<bool>() ? "pass" : "FAIL";
 }
 
+// The gate's verdict of a quality row: "pass", "FAIL", or "inconclusive" for a drop that
+// passes the gate without being proven within tolerance.
+std::string verdict_word(const json& row) {
+  const json& verdict = field(row, "verdict");
+  if (verdict.is_string() && verdict.get<std::string>() == "inconclusive") return "inconclusive";
+  return pass_word(field(row, "pass"));
+}
+
 // "delta [ci_low, ci_high]" of a quality comparison.
 std::string delta_with_ci(const json& comparison) {
   if (!field(comparison, "delta").is_number()) return kDash;
@@ -179,7 +187,7 @@ Table strata_table(const json& decision) {
       std::string cell = kDash;
       for (const json& stratum : field(quality, "strata")) {
         if (text(field(stratum, "name")) != name) continue;
-        cell = fmt::format("{} {} (n={}, tol {})", delta_with_ci(stratum), pass_word(field(stratum, "pass")),
+        cell = fmt::format("{} {} (n={}, tol {})", delta_with_ci(stratum), verdict_word(stratum),
                            text(field(stratum, "n")), text(field(stratum, "tolerance")));
         // The policy may leave a stratum ungated, so the cell says so beside its pass or FAIL.
         if (field(stratum, "gated").is_boolean() && !field(stratum, "gated").get<bool>()) cell += " not gated";
