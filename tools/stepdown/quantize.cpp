@@ -36,7 +36,7 @@ struct QuantizeArgs {
   uint64_t seed = 0;
 };
 
-// KEY=VALUE from --method-param; the method itself checks the keys it knows.
+// KEY=VALUE from --method-param. The method itself validates the keys.
 std::map<std::string, std::string> parse_method_params(const std::vector<std::string>& items) {
   std::map<std::string, std::string> params;
   for (const std::string& item : items) {

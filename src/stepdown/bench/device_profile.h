@@ -28,7 +28,7 @@ struct DeviceProfile {
   std::vector<std::string> native_formats;  // weight formats with hardware support: "fp8", "int8", "bf16", ...
   double network_rtt_ms = 0;  // round trip to a remote device; 0 for a local one
   bool measured = false;      // true when the figures were measured on the device itself
-  // Where each figure comes from, keyed by field ("read_bandwidth_gbps", "peak_tflops.int8",
+  // Source of each figure, keyed by field ("read_bandwidth_gbps", "peak_tflops.int8",
   // ...): a datasheet URL and title, or "estimate: " and how it was derived.
   std::map<std::string, std::string> sources;
 };

@@ -11,6 +11,7 @@
 #include "stepdown/core/error.h"
 #include "stepdown/core/log.h"
 #include "stepdown/core/sha256.h"
+#include "stepdown/core/utc_time.h"
 #include "stepdown/decide/cache.h"
 #include "stepdown/decide/interrupt.h"
 #include "stepdown/decide/output_dir.h"
@@ -29,15 +30,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();

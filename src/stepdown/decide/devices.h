@@ -16,7 +16,7 @@ using ModelCost = bench::ModelCost;
 using Efficiency = bench::Efficiency;
 using LatencyPrediction = bench::LatencyPrediction;
 
-// What the host probes measured once per host: peak compute and weight streaming rate per
+// Results of the host probes, measured once per host: peak compute and weight streaming rate per
 // precision key ("f32", "bf16", "int8", ...).
 struct HostProbes {
   std::map<std::string, double> peak_tflops;

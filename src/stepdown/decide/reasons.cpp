@@ -85,9 +85,10 @@ std::vector<const QualityRow*> failing_strata(const RungRecord& rung) {
   return rows;
 }
 
-// How a passing rung's quality reads. The gate fails a stratum only when its drop is
-// proven beyond the tolerance, so a stratum whose interval straddles the tolerance passes
-// as inconclusive; those are named, because "within tolerance" would overstate them.
+// The quality clause of a passing rung's summary. The gate fails a stratum only when its
+// drop is proven beyond the tolerance, so a stratum whose interval straddles the tolerance
+// passes as inconclusive. Such strata are named, because "within tolerance" would
+// overstate them.
 std::string quality_phrase(const RungRecord& rung) {
   std::string inconclusive;
   for (const QualityRow& row : rung.strata) {

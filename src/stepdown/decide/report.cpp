@@ -189,7 +189,7 @@ Table strata_table(const json& decision) {
         if (text(field(stratum, "name")) != name) continue;
         cell = fmt::format("{} {} (n={}, tol {})", delta_with_ci(stratum), verdict_word(stratum),
                            text(field(stratum, "n")), text(field(stratum, "tolerance")));
-        // The policy may leave a stratum ungated, so the cell says so beside its pass or FAIL.
+        // The policy may leave a stratum ungated, so the cell adds "not gated" beside its pass or FAIL.
         if (field(stratum, "gated").is_boolean() && !field(stratum, "gated").get<bool>()) cell += " not gated";
       }
       row.push_back(cell);

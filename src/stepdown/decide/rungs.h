@@ -37,8 +37,8 @@ const RungDefinition* find_rung(std::string_view name);
 // Comma-separated rung names, for messages.
 std::string ladder_names();
 
-// Why `rung` cannot run on this build and these devices, or nullopt when it can.
-// `method_registered` says whether quant::find_quant_method knows rung.method;
+// The reason `rung` cannot run on this build and these devices, or nullopt when it can.
+// `method_registered` is whether quant::find_quant_method finds rung.method, and
 // `device_formats` lists the native formats of every target device together.
 std::optional<std::string> skip_reason(const RungDefinition& rung, bool method_registered,
                                        const std::vector<std::string>& device_formats);

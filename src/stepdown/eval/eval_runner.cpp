@@ -34,10 +34,31 @@ std::vector<engine::GenerationResult> generate_items(std::span<const SuiteItem> 
   return outputs;
 }
 
+namespace {
+
+using MetricMap = std::map<std::string, std::unique_ptr<Metric>, std::less<>>;
+
+// The metric called `name` from `metrics`, created on first use; an unknown name raises
+// InvalidArgument naming the item.
+Metric& metric_for(MetricMap& metrics, const std::string& name, const SuiteItem& item, const MetricRegistry& registry,
+                   const MetricOptions& options) {
+  auto metric = metrics.find(name);
+  if (metric == metrics.end()) {
+    try {
+      metric = metrics.emplace(name, registry.create(name, options)).first;
+    } catch (const InvalidArgument& e) {
+      raise<InvalidArgument>("item '{}': field 'metric': {}", item.id, e.what());
+    }
+  }
+  return *metric->second;
+}
+
+}  // namespace
+
 std::vector<ItemResult> score_items(std::span<const SuiteItem> items,
                                     std::span<const engine::GenerationResult> outputs,
                                     const MetricRegistry& registry, const MetricOptions& options) {
-  std::map<std::string, std::unique_ptr<Metric>, std::less<>> metrics;
+  MetricMap metrics;
   std::vector<ItemResult> results;
   results.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -51,16 +72,9 @@ std::vector<ItemResult> score_items(std::span<const SuiteItem> items,
     result.output_tokens = output.completion_tokens;
     result.latency_ms = output.total_ms;
     for (const std::string& name : item.metrics) {
-      auto metric = metrics.find(name);
-      if (metric == metrics.end()) {
-        try {
-          metric = metrics.emplace(name, registry.create(name, options)).first;
-        } catch (const InvalidArgument& e) {
-          raise<InvalidArgument>("item '{}': field 'metric': {}", item.id, e.what());
-        }
-      }
+      Metric& metric = metric_for(metrics, name, item, registry, options);
       try {
-        result.scores[name] = metric->second->score(output.text, item);
+        result.scores[name] = metric.score(output.text, item);
       } catch (const InvalidArgument& e) {
         raise<InvalidArgument>("item '{}': metric {}: {}", item.id, name, e.what());
       } catch (const Error& e) {
@@ -78,19 +92,11 @@ namespace {
 // item lacks, so a long eval never ends in an error at scoring time.
 void check_references_present(std::span<const SuiteItem> items, const MetricRegistry& registry,
                               const MetricOptions& options) {
-  std::map<std::string, std::unique_ptr<Metric>, std::less<>> metrics;
+  MetricMap metrics;
   for (const SuiteItem& item : items) {
     if (item.reference) continue;
     for (const std::string& name : item.metrics) {
-      auto metric = metrics.find(name);
-      if (metric == metrics.end()) {
-        try {
-          metric = metrics.emplace(name, registry.create(name, options)).first;
-        } catch (const InvalidArgument& e) {
-          raise<InvalidArgument>("item '{}': field 'metric': {}", item.id, e.what());
-        }
-      }
-      if (metric->second->needs_reference()) {
+      if (metric_for(metrics, name, item, registry, options).needs_reference()) {
         raise<InvalidArgument>(
             "item '{}': metric {} needs a reference, but the item has none; add goldens from the baseline "
             "with `stepdown suite golden` first",

@@ -34,7 +34,7 @@ float dot_f32(const float* a, const float* b, int64_t n);
 // Sum of a[i] over n floats, streaming a at full vector width (the bandwidth probe's read).
 float sum_f32(const float* a, int64_t n);
 
-// How matvec and matmul treat the f32 activations x.
+// The treatment of the f32 activations x in matvec and matmul.
 enum class ActivationPrecision {
   // Exact: weights are decoded to the values dequantize_row gives and multiplied into f32
   // x, so results differ from an f32 reference only by summation order.

@@ -71,7 +71,7 @@ LinearInput linear_input(Linear linear);
 // "attn_norm", "attn_heads", "ffn_norm", "ffn_act".
 std::string_view input_name(LinearInput input);
 
-// What a method asks the collect pass to accumulate at one input.
+// Statistics a method requests the collect pass to accumulate at one input.
 struct StatisticsRequest {
   bool xtx = false;          // sum over tokens of x x^T, (width, width) in float64
   bool abs_mean = false;     // mean over tokens of |x_c| per channel (AWQ)

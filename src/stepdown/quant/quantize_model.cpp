@@ -11,6 +11,7 @@
 #include "stepdown/core/error.h"
 #include "stepdown/core/progress.h"
 #include "stepdown/core/thread_pool.h"
+#include "stepdown/core/utc_time.h"
 #include "stepdown/io/gguf_container.h"
 #include "stepdown/io/gguf_writer.h"
 #include "stepdown/io/model_file.h"
@@ -82,15 +83,6 @@ std::vector<std::byte> neox_to_interleaved_rows(const std::vector<std::byte>& by
     }
   }
   return out;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
 }
 
 io::Metadata output_metadata(const io::ModelFile& model, const Scheme& scheme) {
