@@ -73,6 +73,20 @@ TEST(DotF32, MatchesReferenceOnOddLengths) {
   }
 }
 
+TEST(AxpyF32, MatchesFloat64OnOddLengths) {
+  for (int64_t n : {0, 1, 3, 15, 16, 17, 64, 65, 172}) {
+    const std::vector<float> x = test::random_vector(static_cast<size_t>(n), 3);
+    std::vector<float> y = test::random_vector(static_cast<size_t>(n), 4);
+    const std::vector<float> before = y;
+    axpy_f32(-0.75f, x.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      // One fused or two rounded operations: within 2 ulps of the float64 result.
+      const double want = static_cast<double>(before[i]) - 0.75 * static_cast<double>(x[i]);
+      EXPECT_NEAR(y[i], want, 2.5e-7 * (std::fabs(before[i]) + std::fabs(0.75 * x[i])) + 1e-30) << "n = " << n << " i = " << i;
+    }
+  }
+}
+
 class KernelFormatTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(KernelFormatTest, MatvecMatchesReference) {

@@ -176,6 +176,76 @@ TEST(BlockCalibration, ChangedWeightsReachTheNextBlock) {
   }
 }
 
+// Sequential order: zeroes v once q/k/v are calibrated and up once gate/up are, and
+// records the per-channel mean |x| of each input it is shown.
+class ZeroingSequentialMethod : public BlockMethod {
+ public:
+  CalibrationOrder order() const override { return CalibrationOrder::kSequential; }
+
+  StatisticsRequest statistics(int64_t, LinearInput) const override {
+    StatisticsRequest r;
+    r.abs_mean = true;
+    return r;
+  }
+
+  void process_linears(BlockContext& block, LinearInput input) override {
+    seen.emplace_back(block.layer(), input);
+    abs_mean[{block.layer(), input}] = block.statistics(input).abs_mean;
+    for (const LinearInput other : kLinearInputs) {
+      if (other != input) EXPECT_THROW(block.statistics(other), InvalidArgument);
+    }
+    if (input == LinearInput::kAttnNorm) zero(block.weights(Linear::kAttnV));
+    if (input == LinearInput::kFfnNorm) zero(block.weights(Linear::kFfnUp));
+  }
+
+  std::vector<std::pair<int64_t, LinearInput>> seen;
+  std::map<std::pair<int64_t, LinearInput>, std::vector<double>> abs_mean;
+
+ private:
+  static void zero(std::span<float> w) { std::fill(w.begin(), w.end(), 0.0f); }
+};
+
+TEST(BlockCalibration, SequentialOrderSeesEarlierLinearsQuantized) {
+  const io::ModelFile file = io::open_model_file(stories_path());
+  model::ModelWeights weights = model::load_weights(file, model::WeightConversion::F32);
+  const CalibrationData data = random_batch(3, 12, 4);
+
+  ThreadPool pool(2);
+  ZeroingSequentialMethod method;
+  run_block_calibration(weights, data, method, pool);
+  const int64_t n_layers = weights.config.n_layers;
+
+  ASSERT_EQ(static_cast<int64_t>(method.seen.size()), 4 * n_layers);
+  for (int64_t layer = 0; layer < n_layers; ++layer) {
+    for (size_t i = 0; i < kLinearInputs.size(); ++i) {
+      EXPECT_EQ(method.seen[static_cast<size_t>(layer) * 4 + i], std::pair(layer, kLinearInputs[i]));
+    }
+    // o saw the heads of a zero v and down the activation of a zero up: exactly zero,
+    // which the parallel order (float weights while collecting) would not give.
+    for (const LinearInput input : {LinearInput::kAttnHeads, LinearInput::kFfnAct}) {
+      const std::vector<double>& m = method.abs_mean.at({layer, input});
+      EXPECT_EQ(*std::max_element(m.begin(), m.end()), 0.0) << "block " << layer << " " << input_name(input);
+    }
+  }
+
+  // A plain forward pass with the zeroed weights shows every block the inputs the
+  // driver showed it.
+  const Captured reference = plain_forward(weights, data);
+  for (int64_t layer = 0; layer < n_layers; ++layer) {
+    for (const LinearInput input : {LinearInput::kAttnNorm, LinearInput::kFfnNorm}) {
+      const std::vector<float>& x = reference[layer + 1].at(std::string(input_name(input)));
+      const std::vector<double>& got = method.abs_mean.at({layer, input});
+      const int64_t width = static_cast<int64_t>(got.size());
+      const int64_t rows = static_cast<int64_t>(x.size()) / width;
+      for (int64_t c = 0; c < width; ++c) {
+        double sum = 0.0;
+        for (int64_t t = 0; t < rows; ++t) sum += std::abs(double(x[t * width + c]));
+        EXPECT_NEAR(got[c], sum / rows, 1e-5 * sum / rows + 1e-9) << "block " << layer << " " << input_name(input);
+      }
+    }
+  }
+}
+
 TEST(BlockCalibration, CalibrationWeightsEqualF32Conversion) {
   const io::ModelFile file = io::open_model_file(stories_path());
   const model::ModelWeights expected = model::load_weights(file, model::WeightConversion::F32);

@@ -57,6 +57,8 @@ TEST(GptqEndToEnd, Stories260KBeatsRtnOnHeldOutText) {
   EXPECT_EQ(details.at("damp"), 0.01);
   EXPECT_EQ(details.at("block_size"), 128);
   EXPECT_EQ(details.at("act_order"), false);
+  EXPECT_EQ(details.at("true_sequential"), true);
+  EXPECT_EQ(details.at("clip"), true);
   EXPECT_EQ(details.at("group_size").at("q4_0"), 32);
   EXPECT_EQ(details.at("calibration").at("samples"), 24);
   EXPECT_EQ(details.at("calibration").at("seq_len"), 128);

@@ -161,6 +161,15 @@ void DotRowsFloat(const WeightMatrix& w, int64_t row_begin, int64_t row_end, con
 
 float DotF32(const float* a, const float* b, int64_t n) { return DotOneToken<F32Weights>(a, b, n); }
 
+void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto a = hn::Set(d, alpha);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::MulAdd(a, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
 float SumF32(const float* a, int64_t n) {
   const DF d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -189,6 +198,7 @@ namespace stepdown::kernels {
 HWY_EXPORT(DotRowsFloat);
 HWY_EXPORT(DotF32);
 HWY_EXPORT(SumF32);
+HWY_EXPORT(AxpyF32);
 
 void dot_rows_float(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens,
                     float* y, int64_t y_stride) {
@@ -198,6 +208,8 @@ void dot_rows_float(const WeightMatrix& w, int64_t row_begin, int64_t row_end, c
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }
 
 float sum_f32(const float* a, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumF32)(a, n); }
+
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AxpyF32)(alpha, x, y, n); }
 
 }  // namespace stepdown::kernels
 #endif  // HWY_ONCE

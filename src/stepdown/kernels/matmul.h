@@ -31,6 +31,9 @@ void dequantize_row(DType dtype, const std::byte* src, float* dst, int64_t n);
 // Sum of a[i] * b[i] over n floats.
 float dot_f32(const float* a, const float* b, int64_t n);
 
+// y[i] += alpha * x[i] over n floats (attention's weighted sum of values).
+void axpy_f32(float alpha, const float* x, float* y, int64_t n);
+
 // Sum of a[i] over n floats, streaming a at full vector width (the bandwidth probe's read).
 float sum_f32(const float* a, int64_t n);
 

@@ -105,14 +105,15 @@ void Transformer::embed(std::span<const TokenId> tokens, Activations& x) {
   observe(-1, "embd", x);
 }
 
-void Transformer::attend(int64_t layer, std::span<const int32_t> positions, std::span<KVCache* const> caches) {
+void Transformer::attend(int64_t layer, const Activations& q, std::span<const int32_t> positions,
+                         std::span<KVCache* const> caches, Activations& out) {
   const ModelConfig& c = weights_.config;
-  const int64_t T = q_.rows;
+  const int64_t T = q.rows;
   const int64_t H = c.head_dim;
   const int64_t group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(H));
   const int64_t window = c.is_sliding(layer) ? c.sliding_window : 0;
-  attn_.resize(T, c.q_dim());
+  out.resize(T, c.q_dim());
 
   // One task per (token, head): heads are independent, and prefill adds tokens. Short
   // contexts run on the calling thread, because waking the workers costs more than a few
@@ -129,27 +130,42 @@ void Transformer::attend(int64_t layer, std::span<const int32_t> positions, std:
       const int64_t end_pos = static_cast<int64_t>(positions[static_cast<size_t>(t)]) + 1;
       const int64_t begin_pos = window > 0 ? std::max<int64_t>(0, end_pos - window) : 0;
       const int64_t n_keys = end_pos - begin_pos;
-      const float* q = q_.row(t) + h * H;
+      const float* q_head = q.row(t) + h * H;
 
       // scores (n_keys) = q (H) . k[s] (H) / sqrt(H), causal (s <= position) and, in a
       // sliding-window layer, over the last `window` positions only.
       scores.resize(static_cast<size_t>(n_keys));
       for (int64_t s = begin_pos; s < end_pos; ++s) {
-        scores[static_cast<size_t>(s - begin_pos)] = kernels::dot_f32(q, cache.key(layer, s) + kv_offset, H) * scale;
+        scores[static_cast<size_t>(s - begin_pos)] =
+            kernels::dot_f32(q_head, cache.key(layer, s) + kv_offset, H) * scale;
       }
 
       softmax(scores.data(), n_keys);
 
       // out (H) = sum over s of scores[s] * v[s] (H).
-      float* out = attn_.row(t) + h * H;
-      std::fill(out, out + H, 0.0f);
+      float* o = out.row(t) + h * H;
+      std::fill(o, o + H, 0.0f);
       for (int64_t s = begin_pos; s < end_pos; ++s) {
-        const float weight = scores[static_cast<size_t>(s - begin_pos)];
-        const float* v = cache.value(layer, s) + kv_offset;
-        for (int64_t i = 0; i < H; ++i) out[i] += weight * v[i];
+        kernels::axpy_f32(scores[static_cast<size_t>(s - begin_pos)], cache.value(layer, s) + kv_offset, o, H);
       }
     }
   }, grain);
+}
+
+void Transformer::check_block_input(const Activations& x, int64_t width, std::span<const int32_t> positions,
+                                    std::span<KVCache* const> caches) const {
+  const int64_t T = x.rows;
+  if (static_cast<int64_t>(positions.size()) != T || x.cols != width) {
+    raise<InvalidArgument>("forward_block: X is ({}, {}) with {} positions; expected ({}, {}) with {}", x.rows, x.cols,
+                           positions.size(), T, width, T);
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t p = positions[static_cast<size_t>(t)];
+    const int64_t capacity = caches[static_cast<size_t>(t)]->capacity();
+    if (p < 0 || p >= capacity) {
+      raise<InvalidArgument>("forward_block: position {} is outside the KV cache [0, {})", p, capacity);
+    }
+  }
 }
 
 void Transformer::forward_block(int64_t layer, Activations& x, std::span<const int32_t> positions, KVCache& cache) {
@@ -159,28 +175,40 @@ void Transformer::forward_block(int64_t layer, Activations& x, std::span<const i
 
 void Transformer::forward_block_rows(int64_t layer, Activations& x, std::span<const int32_t> positions,
                                      std::span<KVCache* const> caches) {
+  check_block_input(x, weights_.config.dim, positions, caches);
+
+  attention_norm(layer, x, xnorm_);
+  attention_heads_rows(layer, xnorm_, positions, caches, attn_);
+  add_attention_output(layer, attn_, x);
+
+  ffn_norm(layer, x, xnorm_);
+  ffn_activation(layer, xnorm_, gate_);
+  add_ffn_output(layer, gate_, x);
+}
+
+void Transformer::attention_norm(int64_t layer, const Activations& x, Activations& xnorm) {
+  // xnorm (T, D) = RMSNorm(X) * attn_norm.
+  const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
+  rms_norm_rows(x, w.attn_norm, xnorm, static_cast<float>(weights_.config.rms_eps));
+  observe(layer, "attn_norm", xnorm);
+}
+
+void Transformer::attention_heads(int64_t layer, const Activations& xnorm, std::span<const int32_t> positions,
+                                  KVCache& cache, Activations& heads) {
+  row_caches_.assign(positions.size(), &cache);
+  check_block_input(xnorm, weights_.config.dim, positions, row_caches_);
+  attention_heads_rows(layer, xnorm, positions, row_caches_, heads);
+}
+
+void Transformer::attention_heads_rows(int64_t layer, const Activations& xnorm, std::span<const int32_t> positions,
+                                       std::span<KVCache* const> caches, Activations& heads) {
   const ModelConfig& c = weights_.config;
   const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
-  const int64_t T = x.rows;
+  const int64_t T = xnorm.rows;
   const float eps = static_cast<float>(c.rms_eps);
-  if (static_cast<int64_t>(positions.size()) != T || x.cols != c.dim) {
-    raise<InvalidArgument>("forward_block: X is ({}, {}) with {} positions; expected ({}, {}) with {}", x.rows, x.cols,
-                           positions.size(), T, c.dim, T);
-  }
-  for (int64_t t = 0; t < T; ++t) {
-    const int32_t p = positions[static_cast<size_t>(t)];
-    const int64_t capacity = caches[static_cast<size_t>(t)]->capacity();
-    if (p < 0 || p >= capacity) {
-      raise<InvalidArgument>("forward_block: position {} is outside the KV cache [0, {})", p, capacity);
-    }
-  }
-
-  // Attention input: xnorm (T, D) = RMSNorm(X) * attn_norm.
-  rms_norm_rows(x, w.attn_norm, xnorm_, eps);
-  observe(layer, "attn_norm", xnorm_);
 
   // Projections: q (T, Q), k (T, K), v (T, K) = xnorm @ W^T + bias.
-  project_group({{&w.attn_q, &q_}, {&w.attn_k, &k_}, {&w.attn_v, &v_}}, xnorm_);
+  project_group({{&w.attn_q, &q_}, {&w.attn_k, &k_}, {&w.attn_v, &v_}}, xnorm);
   add_bias(q_, w.attn_q_bias);
   add_bias(k_, w.attn_k_bias);
   add_bias(v_, w.attn_v_bias);
@@ -209,35 +237,50 @@ void Transformer::forward_block_rows(int64_t layer, Activations& x, std::span<co
     std::copy(v_.row(t), v_.row(t) + c.kv_dim(), cache.value(layer, p));
   }
 
-  // Grouped-query attention: attn (T, Q), each kv head shared by n_heads / n_kv_heads heads.
-  attend(layer, positions, caches);
-  observe(layer, "attn_heads", attn_);
+  // Grouped-query attention: heads (T, Q), each kv head shared by n_heads / n_kv_heads heads.
+  attend(layer, q_, positions, caches, heads);
+  observe(layer, "attn_heads", heads);
+}
 
-  // Output projection and residual: X += attn @ W_o^T (D, Q).
-  project(w.attn_output, attn_, proj_);
-  if (!w.post_attention_norm.empty()) rms_norm_rows(proj_, w.post_attention_norm, proj_, eps);
+void Transformer::add_attention_output(int64_t layer, const Activations& heads, Activations& x) {
+  // X (T, D) += heads (T, Q) @ W_o^T (D, Q), normalized first where the model has a post-attention norm.
+  const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
+  project(w.attn_output, heads, proj_);
+  if (!w.post_attention_norm.empty()) {
+    rms_norm_rows(proj_, w.post_attention_norm, proj_, static_cast<float>(weights_.config.rms_eps));
+  }
   observe(layer, "attn_out", proj_);
   add_residual(x, proj_);
   observe(layer, "ffn_inp", x);
+}
 
-  // FFN input: xnorm (T, D) = RMSNorm(X) * ffn_norm.
-  rms_norm_rows(x, w.ffn_norm, xnorm_, eps);
-  observe(layer, "ffn_norm", xnorm_);
+void Transformer::ffn_norm(int64_t layer, const Activations& x, Activations& xnorm) {
+  // xnorm (T, D) = RMSNorm(X) * ffn_norm.
+  const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
+  rms_norm_rows(x, w.ffn_norm, xnorm, static_cast<float>(weights_.config.rms_eps));
+  observe(layer, "ffn_norm", xnorm);
+}
 
-  // SwiGLU or GeGLU: gate, up (T, F); act = silu(gate) * up or gelu(gate) * up.
-  project_group({{&w.ffn_gate, &gate_}, {&w.ffn_up, &up_}}, xnorm_);
-  observe(layer, "ffn_gate", gate_);
+void Transformer::ffn_activation(int64_t layer, const Activations& xnorm, Activations& act) {
+  // SwiGLU or GeGLU: gate, up (T, F); act = silu(gate) * up or gelu(gate) * up, computed
+  // in the gate buffer.
+  const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
+  project_group({{&w.ffn_gate, &act}, {&w.ffn_up, &up_}}, xnorm);
+  observe(layer, "ffn_gate", act);
   observe(layer, "ffn_up", up_);
-  if (c.ffn_activation == FfnActivation::GELU_TANH) {
-    geglu(gate_.data.data(), up_.data.data(), static_cast<int64_t>(gate_.data.size()));
+  if (weights_.config.ffn_activation == FfnActivation::GELU_TANH) {
+    geglu(act.data.data(), up_.data.data(), static_cast<int64_t>(act.data.size()));
   } else {
-    swiglu(gate_.data.data(), up_.data.data(), static_cast<int64_t>(gate_.data.size()));
+    swiglu(act.data.data(), up_.data.data(), static_cast<int64_t>(act.data.size()));
   }
-  observe(layer, "ffn_act", gate_);
+  observe(layer, "ffn_act", act);
+}
 
-  // Down projection and residual: X += act @ W_down^T (D, F).
-  project(w.ffn_down, gate_, proj_);
-  if (!w.post_ffw_norm.empty()) rms_norm_rows(proj_, w.post_ffw_norm, proj_, eps);
+void Transformer::add_ffn_output(int64_t layer, const Activations& act, Activations& x) {
+  // X (T, D) += act (T, F) @ W_down^T (D, F), normalized first where the model has a post-FFN norm.
+  const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
+  project(w.ffn_down, act, proj_);
+  if (!w.post_ffw_norm.empty()) rms_norm_rows(proj_, w.post_ffw_norm, proj_, static_cast<float>(weights_.config.rms_eps));
   observe(layer, "ffn_out", proj_);
   add_residual(x, proj_);
   observe(layer, "block_out", x);

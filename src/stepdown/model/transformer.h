@@ -54,6 +54,27 @@ class Transformer {
   // cache.capacity(); the caller advances cache.length().
   void forward_block(int64_t layer, Activations& x, std::span<const int32_t> positions, KVCache& cache);
 
+  // The steps of forward_block, for callers that take a batch through one block a step at
+  // a time (block calibration in GPTQ's true sequential order). forward_block is
+  //   attention_norm(x, xnorm); attention_heads(xnorm, heads); add_attention_output(heads, x);
+  //   ffn_norm(x, xnorm); ffn_activation(xnorm, act); add_ffn_output(act, x);
+  // and each step observes what forward_block observes in it. Outputs are resized; an
+  // output must not be an input of the same call.
+  // xnorm (T, D) = RMSNorm(X (T, D)) * attn_norm.
+  void attention_norm(int64_t layer, const Activations& x, Activations& xnorm);
+  // heads (T, Q) = attention over `cache` of q, k, v projected from xnorm (T, D); writes
+  // the keys and values at `positions` into the cache first, as forward_block does.
+  void attention_heads(int64_t layer, const Activations& xnorm, std::span<const int32_t> positions, KVCache& cache,
+                       Activations& heads);
+  // X (T, D) += heads (T, Q) @ W_o^T.
+  void add_attention_output(int64_t layer, const Activations& heads, Activations& x);
+  // xnorm (T, D) = RMSNorm(X (T, D)) * ffn_norm.
+  void ffn_norm(int64_t layer, const Activations& x, Activations& xnorm);
+  // act (T, F) = silu(xnorm @ W_gate^T) * (xnorm @ W_up^T), or gelu for GeGLU models.
+  void ffn_activation(int64_t layer, const Activations& xnorm, Activations& act);
+  // X (T, D) += act (T, F) @ W_down^T.
+  void add_ffn_output(int64_t layer, const Activations& act, Activations& x);
+
   // logits (R, V) = output (V, D) @ RMSNorm(X) for the last row of X only (R = 1), or for
   // every row (R = T).
   void compute_logits(const Activations& x, Activations& logits, bool all_rows);
@@ -89,9 +110,16 @@ class Transformer {
   // forward_block with row t's keys and values in caches[t] (T caches).
   void forward_block_rows(int64_t layer, Activations& x, std::span<const int32_t> positions,
                           std::span<KVCache* const> caches);
-  // attn (T, Q) from q (T, Q) and the cached keys and values of block `layer`, row t's in
+  // attention_heads with row t's keys and values in caches[t].
+  void attention_heads_rows(int64_t layer, const Activations& xnorm, std::span<const int32_t> positions,
+                            std::span<KVCache* const> caches, Activations& heads);
+  // out (T, Q) from q (T, Q) and the cached keys and values of block `layer`, row t's in
   // caches[t].
-  void attend(int64_t layer, std::span<const int32_t> positions, std::span<KVCache* const> caches);
+  void attend(int64_t layer, const Activations& q, std::span<const int32_t> positions,
+              std::span<KVCache* const> caches, Activations& out);
+  // Throws InvalidArgument unless X is (T, width) with T positions inside their caches.
+  void check_block_input(const Activations& x, int64_t width, std::span<const int32_t> positions,
+                         std::span<KVCache* const> caches) const;
 
   const ModelWeights& weights_;
   ThreadPool& pool_;

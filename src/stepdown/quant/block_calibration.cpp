@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -54,18 +55,33 @@ void release_mapped_pages(const io::ModelFile& file, const std::byte* data, size
   }
 }
 
-// Adds the rows of x (T, width) to the statistics of one input.
+// Adds the rows of x (T, width) to the statistics of one input. X^T X goes to one
+// partial sum per pool thread (stats.xtx and `xtx_parts`), each thread taking a share of
+// x's rows, so the float64 products run on the pool's threads with OpenBLAS single-threaded.
+// OpenBLAS's own threads would spin between calls for the cores the pool's forward passes use.
 void accumulate(const model::Activations& x, const StatisticsRequest& request, InputStatistics& stats,
-                std::vector<double>& scratch) {
+                std::vector<std::vector<double>>& xtx_parts, std::vector<std::vector<double>>& scratch,
+                ThreadPool& pool) {
   const int64_t width = x.cols;
   stats.rows += x.rows;
 
   if (request.xtx) {
-    // xtx (width, width) += X^T X in float64, upper triangle only (dsyrk); mirrored
-    // once the batch is done.
-    scratch.assign(x.data.begin(), x.data.end());
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(width), static_cast<int>(x.rows), 1.0,
-                scratch.data(), static_cast<int>(width), 1.0, stats.xtx.data(), static_cast<int>(width));
+    // xtx (width, width) += X^T X in float64, upper triangle only (dsyrk); the parts are
+    // added and mirrored once the batch is done.
+    const int64_t parts = static_cast<int64_t>(xtx_parts.size()) + 1;
+    scratch.resize(static_cast<size_t>(parts));
+    pool.parallel_for(parts, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t r0 = x.rows * p / parts;
+        const int64_t r1 = x.rows * (p + 1) / parts;
+        if (r1 == r0) continue;
+        std::vector<double>& rows = scratch[static_cast<size_t>(p)];
+        rows.assign(x.row(r0), x.row(r0) + (r1 - r0) * width);
+        double* sum = p == 0 ? stats.xtx.data() : xtx_parts[static_cast<size_t>(p - 1)].data();
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(width), static_cast<int>(r1 - r0), 1.0,
+                    rows.data(), static_cast<int>(width), 1.0, sum, static_cast<int>(width));
+      }
+    });
   }
 
   for (int64_t t = 0; t < x.rows; ++t) {
@@ -83,8 +99,12 @@ void accumulate(const model::Activations& x, const StatisticsRequest& request, I
 }
 
 // Turns the sums of accumulate() into the documented statistics.
-void finish_statistics(InputStatistics& stats) {
+void finish_statistics(InputStatistics& stats, const std::vector<std::vector<double>>& xtx_parts) {
   const int64_t n = stats.width;
+  for (const std::vector<double>& part : xtx_parts) {
+    if (stats.xtx.empty()) break;
+    for (size_t i = 0; i < part.size(); ++i) stats.xtx[i] += part[i];
+  }
   for (int64_t i = 0; i < n && !stats.xtx.empty(); ++i) {
     for (int64_t j = i + 1; j < n; ++j) stats.xtx[static_cast<size_t>(j * n + i)] = stats.xtx[static_cast<size_t>(i * n + j)];
   }
@@ -142,6 +162,14 @@ LinearInput linear_input(Linear linear) {
 }
 
 std::string_view input_name(LinearInput input) { return kInputNames[static_cast<size_t>(input)]; }
+
+void BlockMethod::process_block(BlockContext&) {
+  throw std::logic_error("BlockMethod::process_block: a method in the parallel order must override it");
+}
+
+void BlockMethod::process_linears(BlockContext&, LinearInput) {
+  throw std::logic_error("BlockMethod::process_linears: a method in the sequential order must override it");
+}
 
 // BlockContext
 
@@ -250,40 +278,134 @@ void BlockCalibrator::run_sequence(int64_t layer, int64_t s, model::Activations&
   transformer_.forward_block(layer, out, positions_, cache_);
 }
 
-void BlockCalibrator::collect(int64_t layer, const BlockMethod& method) {
-  std::array<StatisticsRequest, 4> requests;
-  bool any = false;
-  for (const LinearInput input : kLinearInputs) {
-    const size_t i = static_cast<size_t>(input);
-    requests[i] = method.statistics(layer, input);
-    statistics_[i].reset();
-    if (!requests[i].any()) continue;
-    any = true;
-    InputStatistics stats;
-    stats.width = input_width(weights_.config, input);
-    const size_t w = static_cast<size_t>(stats.width);
-    if (requests[i].xtx) stats.xtx.assign(w * w, 0.0);
-    if (requests[i].abs_mean) stats.abs_mean.assign(w, 0.0);
-    if (requests[i].abs_max) stats.abs_max.assign(w, 0.0f);
-    if (requests[i].square_mean) stats.square_mean.assign(w, 0.0);
-    statistics_[i] = std::move(stats);
+bool BlockCalibrator::begin_statistics(int64_t layer, const BlockMethod& method, LinearInput input) {
+  const size_t i = static_cast<size_t>(input);
+  requests_[i] = method.statistics(layer, input);
+  statistics_[i].reset();
+  if (!requests_[i].any()) return false;
+  InputStatistics stats;
+  stats.width = input_width(weights_.config, input);
+  const size_t w = static_cast<size_t>(stats.width);
+  xtx_parts_[i].clear();
+  if (requests_[i].xtx) {
+    stats.xtx.assign(w * w, 0.0);
+    xtx_parts_[i].assign(static_cast<size_t>(pool_.size() - 1), std::vector<double>(w * w, 0.0));
   }
+  if (requests_[i].abs_mean) stats.abs_mean.assign(w, 0.0);
+  if (requests_[i].abs_max) stats.abs_max.assign(w, 0.0f);
+  if (requests_[i].square_mean) stats.square_mean.assign(w, 0.0);
+  statistics_[i] = std::move(stats);
+  return true;
+}
+
+void BlockCalibrator::accumulate_input(LinearInput input, const model::Activations& x) {
+  const size_t i = static_cast<size_t>(input);
+  if (statistics_[i]) accumulate(x, requests_[i], *statistics_[i], xtx_parts_[i], scratch_, pool_);
+}
+
+void BlockCalibrator::finish_all_statistics() {
+  for (size_t i = 0; i < statistics_.size(); ++i) {
+    if (statistics_[i]) finish_statistics(*statistics_[i], xtx_parts_[i]);
+    xtx_parts_[i].clear();
+  }
+}
+
+void BlockCalibrator::collect(int64_t layer, const BlockMethod& method) {
+  bool any = false;
+  for (const LinearInput input : kLinearInputs) any = begin_statistics(layer, method, input) || any;
   if (!any) return;
 
-  std::vector<double> scratch;
   transformer_.set_observer([&](int64_t observed_layer, std::string_view name, const model::Activations& x) {
     if (observed_layer != layer) return;
     for (const LinearInput input : kLinearInputs) {
-      const size_t i = static_cast<size_t>(input);
-      if (name == kInputNames[i] && statistics_[i]) accumulate(x, requests[i], *statistics_[i], scratch);
+      if (name == kInputNames[static_cast<size_t>(input)]) accumulate_input(input, x);
     }
   });
   model::Activations y;
   for (int64_t s = 0; s < data_.samples; ++s) run_sequence(layer, s, y);
   transformer_.set_observer({});
+  finish_all_statistics();
+}
 
-  for (std::optional<InputStatistics>& stats : statistics_) {
-    if (stats) finish_statistics(*stats);
+void BlockCalibrator::copy_sequence(const model::Activations& batch, int64_t s, model::Activations& seq) const {
+  const int64_t L = data_.seq_len;
+  seq.resize(L, batch.cols);
+  const auto first = batch.data.begin() + s * L * batch.cols;
+  std::copy(first, first + L * batch.cols, seq.data.begin());
+}
+
+void BlockCalibrator::store_sequence(const model::Activations& seq, int64_t s, model::Activations& batch) const {
+  std::copy(seq.data.begin(), seq.data.end(), batch.data.begin() + s * data_.seq_len * batch.cols);
+}
+
+void BlockCalibrator::run_sequential(int64_t layer, BlockMethod& method, Progress& progress) {
+  const int64_t N = data_.samples;
+  BlockContext context(*this, layer);
+  model::Activations x;      // (L, D) one sequence of X
+  model::Activations xnorm;  // (L, D)
+  model::Activations heads;  // (L, Q)
+  model::Activations act;    // (L, F)
+  const auto step = [&](LinearInput input) {
+    finish_all_statistics();
+    progress.update(layer, fmt::format("block {} quantize {}", layer, input_name(input)));
+    method.process_linears(context, input);
+    statistics_[static_cast<size_t>(input)].reset();
+  };
+
+  // q, k and v read attn_norm(X).
+  begin_statistics(layer, method, LinearInput::kAttnNorm);
+  for (int64_t s = 0; s < N; ++s) {
+    copy_sequence(x_, s, x);
+    transformer_.attention_norm(layer, x, xnorm);
+    accumulate_input(LinearInput::kAttnNorm, xnorm);
+  }
+  step(LinearInput::kAttnNorm);
+
+  // o reads the attention heads computed with q, k and v quantized, kept for the next step.
+  model::Activations batch_heads;  // (N * L, Q)
+  batch_heads.resize(N * data_.seq_len, weights_.config.q_dim());
+  begin_statistics(layer, method, LinearInput::kAttnHeads);
+  for (int64_t s = 0; s < N; ++s) {
+    copy_sequence(x_, s, x);
+    transformer_.attention_norm(layer, x, xnorm);
+    transformer_.attention_heads(layer, xnorm, positions_, cache_, heads);
+    accumulate_input(LinearInput::kAttnHeads, heads);
+    store_sequence(heads, s, batch_heads);
+  }
+  step(LinearInput::kAttnHeads);
+
+  // gate and up read ffn_norm(X + o(heads)) with o quantized; X takes that sum in place.
+  begin_statistics(layer, method, LinearInput::kFfnNorm);
+  for (int64_t s = 0; s < N; ++s) {
+    copy_sequence(x_, s, x);
+    copy_sequence(batch_heads, s, heads);
+    transformer_.add_attention_output(layer, heads, x);
+    store_sequence(x, s, x_);
+    transformer_.ffn_norm(layer, x, xnorm);
+    accumulate_input(LinearInput::kFfnNorm, xnorm);
+  }
+  batch_heads = model::Activations();
+  step(LinearInput::kFfnNorm);
+
+  // down reads the activation of gate and up quantized.
+  begin_statistics(layer, method, LinearInput::kFfnAct);
+  for (int64_t s = 0; s < N; ++s) {
+    copy_sequence(x_, s, x);
+    transformer_.ffn_norm(layer, x, xnorm);
+    transformer_.ffn_activation(layer, xnorm, act);
+    accumulate_input(LinearInput::kFfnAct, act);
+  }
+  step(LinearInput::kFfnAct);
+
+  // The next block's inputs: X + down(act), the activation computed again.
+  if (layer + 1 == weights_.config.n_layers) return;
+  progress.update(layer, fmt::format("block {} propagate", layer));
+  for (int64_t s = 0; s < N; ++s) {
+    copy_sequence(x_, s, x);
+    transformer_.ffn_norm(layer, x, xnorm);
+    transformer_.ffn_activation(layer, xnorm, act);
+    transformer_.add_ffn_output(layer, act, x);
+    store_sequence(x, s, x_);
   }
 }
 
@@ -302,6 +424,12 @@ void BlockCalibrator::run(BlockMethod& method) {
   const int64_t n_layers = weights_.config.n_layers;
   Progress progress("calibrate", n_layers);
   for (int64_t layer = 0; layer < n_layers; ++layer) {
+    if (method.order() == CalibrationOrder::kSequential) {
+      run_sequential(layer, method, progress);
+      progress.update(layer + 1, fmt::format("block {} done", layer));
+      continue;
+    }
+
     progress.update(layer, fmt::format("block {} collect", layer));
     collect(layer, method);
 
@@ -340,11 +468,11 @@ model::ModelWeights load_calibration_weights(const io::ModelFile& file) {
 
 void run_block_calibration(model::ModelWeights& weights, const CalibrationData& data, BlockMethod& method,
                            ThreadPool& pool) {
-  // OpenBLAS keeps its own threads. BLAS calls (X^T X, GPTQ's factorizations and updates)
-  // run on the calling thread while the pool is idle, so the two never compute at once.
-  // OpenBLAS threads do spin between calls, and matching the pool's size keeps --threads
-  // an upper bound on the cores used.
-  openblas_set_num_threads(pool.size());
+  // OpenBLAS runs single-threaded: X^T X is split across the pool's threads (accumulate),
+  // and GPTQ's factorizations and updates take well under a second per block. OpenBLAS's
+  // own threads spin between calls, which took a fifth of the CPU time from the forward
+  // passes when X^T X ran on them.
+  openblas_set_num_threads(1);
   BlockCalibrator driver(weights, data, pool);
   driver.run(method);
 }

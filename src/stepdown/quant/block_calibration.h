@@ -15,8 +15,8 @@
 //      after the last block).
 //
 // Peak memory: the f32 weights, the batch's block inputs X (N * L, D), one KV cache of L
-// positions, one Hessian per input the method asks it for (width^2 doubles), and one
-// sequence's intermediates.
+// positions, one Hessian per input the method asks it for (width^2 doubles, times the
+// pool's threads while it is summed), and one sequence's intermediates.
 //
 // How AWQ plugs in: statistics() asks for abs_mean at each input. process_block computes
 // the float output of the block on a subset of sequences with forward(), and for each
@@ -29,10 +29,20 @@
 // Linears read these inputs: q, k, v read "attn_norm"; o reads "attn_heads"; gate and
 // up read "ffn_norm"; down reads "ffn_act" (the names of model::BlockObserver).
 //
-// NOTE: the linears of one block are all calibrated on inputs computed with the block's
-// float weights (the collect pass), so o and down do not see the error of q/k/v and
-// gate/up (GPTQ's "true sequential" order would need a collect pass per group, three
-// times the compute).
+// That is the parallel order: every linear of block i is calibrated on inputs computed
+// with block i's float weights, so o and down never see the error of q/k/v and gate/up.
+// A method whose order() is kSequential gets GPTQ's "true sequential" order instead. The
+// driver takes the batch through block i one step at a time and, at each input in forward
+// order, collects that input's statistics with every linear before it already quantized,
+// then calls process_linears for the linears that read it:
+//   attn_norm -> q, k, v;  attn_heads -> o;  ffn_norm -> gate, up;  ffn_act -> down.
+// Each linear is computed once per token, except gate and up, which run a second time to
+// give down's quantized output to the next block.
+// NOTE: storing act (N * L, F) instead would save that second gate/up pass (a third of a
+// block's multiply-adds) but cost N * L * F floats, 400 MB for SmolLM2 at 128 x 512,
+// which is more than the propagation pass costs in time.
+// The sequential order holds the attention heads (N * L, Q) of the batch while o is
+// calibrated, besides X.
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -41,6 +51,7 @@
 #include <string_view>
 #include <vector>
 
+#include "stepdown/core/progress.h"
 #include "stepdown/core/thread_pool.h"
 #include "stepdown/model/activations.h"
 #include "stepdown/model/kv_cache.h"
@@ -133,15 +144,23 @@ class BlockContext {
   int64_t layer_;
 };
 
+enum class CalibrationOrder { kParallel, kSequential };
+
 // The interface a calibrated method implements for the driver.
 class BlockMethod {
  public:
   virtual ~BlockMethod() = default;
-  // Statistics to collect at `input` of block `layer`. Returning none for every input
-  // skips the collect pass of that block.
+  virtual CalibrationOrder order() const { return CalibrationOrder::kParallel; }
+  // Statistics to collect at `input` of block `layer`. In the parallel order, returning
+  // none for every input skips the collect pass of that block.
   virtual StatisticsRequest statistics(int64_t layer, LinearInput input) const = 0;
-  // Quantizes block `block.layer()`, leaving the dequantized weights in block.weights().
-  virtual void process_block(BlockContext& block) = 0;
+  // Parallel order: quantizes block `block.layer()`, leaving the dequantized weights in
+  // block.weights(). The default throws std::logic_error.
+  virtual void process_block(BlockContext& block);
+  // Sequential order: quantizes the linears of block `block.layer()` that read `input`,
+  // leaving their dequantized weights in block.weights(). Only `input`'s statistics are
+  // available. The default throws std::logic_error.
+  virtual void process_linears(BlockContext& block, LinearInput input);
 };
 
 // Loads the weights of `file` for run_block_calibration: block matrices in owned f32, the
@@ -151,11 +170,11 @@ class BlockMethod {
 // has one copy of the block weights instead of two when the source is f32.
 model::ModelWeights load_calibration_weights(const io::ModelFile& file);
 
-// Runs the three steps above for every block, in order, showing progress per block. Sets
-// OpenBLAS's thread count to pool.size().
+// Runs every block in the method's order, showing progress per block. Sets OpenBLAS to
+// one thread (X^T X runs on the pool's threads instead).
 // Block matrices of `weights` must be owned f32 (load_calibration_weights, or
-// model::load_weights(file, WeightConversion::F32)); they
-// matrices hold the methods' dequantized weights afterwards. Throws InvalidArgument when
+// model::load_weights(file, WeightConversion::F32)); they hold the methods' dequantized
+// weights afterwards. Throws InvalidArgument when
 // a block matrix is not f32 and owned, or when a calibration token is outside the vocab.
 void run_block_calibration(model::ModelWeights& weights, const CalibrationData& data, BlockMethod& method,
                            ThreadPool& pool);
@@ -171,6 +190,17 @@ class BlockCalibrator {
   void embed_batch();
   void collect(int64_t layer, const BlockMethod& method);
   void propagate(int64_t layer);
+  // One block in the sequential order, from collecting attn_norm to propagating.
+  void run_sequential(int64_t layer, BlockMethod& method, Progress& progress);
+  // Allocates the statistics `method` asks for at `input` of `layer` (none when it asks
+  // for nothing) and resets every other input's. Returns whether any are asked for.
+  bool begin_statistics(int64_t layer, const BlockMethod& method, LinearInput input);
+  // Adds x (T, width) to the statistics of `input`, when any are asked for.
+  void accumulate_input(LinearInput input, const model::Activations& x);
+  void finish_all_statistics();
+  // seq (L, width) = rows of sequence s in `batch` (N * L, width), and back.
+  void copy_sequence(const model::Activations& batch, int64_t s, model::Activations& seq) const;
+  void store_sequence(const model::Activations& seq, int64_t s, model::Activations& batch) const;
   // Runs block `layer` on sequence s of x_ into `out` (seq_len, D).
   void run_sequence(int64_t layer, int64_t s, model::Activations& out);
   std::span<float> owned_f32(const kernels::WeightMatrix& w, std::string_view tensor_name);
@@ -183,6 +213,11 @@ class BlockCalibrator {
   std::vector<int32_t> positions_;  // 0 .. seq_len - 1
   model::Activations x_;            // (samples * seq_len, D) block inputs
   std::array<std::optional<InputStatistics>, 4> statistics_;  // per LinearInput
+  std::array<StatisticsRequest, 4> requests_;                 // per LinearInput
+  // Per LinearInput, X^T X partial sums of pool threads 1 .. P-1 (thread 0 adds into
+  // InputStatistics::xtx), each (width, width) float64, and each thread's float64 copy of its rows.
+  std::array<std::vector<std::vector<double>>, 4> xtx_parts_;
+  std::vector<std::vector<double>> scratch_;
 };
 
 }  // namespace stepdown::quant

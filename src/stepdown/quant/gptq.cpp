@@ -97,12 +97,19 @@ GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, s
   // Static grids (act-order, or per-row formats) come from the weights before any update.
   std::vector<GroupGrid> grids(static_cast<size_t>(rows * n_groups));  // (rows, n_groups)
   const bool static_grids = options.act_order || group == cols;
+  // H_ii in storage order: the importance of each column's rounding error to clip_search.
+  std::vector<double> diagonal(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) diagonal[static_cast<size_t>(c)] = h[at(c, c)];
+  const auto choose = [&](const float* values, int64_t first_column) {
+    return options.clip_search ? grid.choose_clipped(values, diagonal.data() + first_column, group)
+                               : grid.choose(values, group);
+  };
   if (static_grids) {
     std::vector<float> values(static_cast<size_t>(group));
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t g = 0; g < n_groups; ++g) {
         for (int64_t i = 0; i < group; ++i) values[static_cast<size_t>(i)] = static_cast<float>(weights[at(r, g * group + i)]);
-        grids[static_cast<size_t>(r * n_groups + g)] = grid.choose(values.data(), group);
+        grids[static_cast<size_t>(r * n_groups + g)] = choose(values.data(), g * group);
       }
     }
   }
@@ -158,7 +165,7 @@ GptqResult gptq_quantize(std::span<const float> w, int64_t rows, int64_t cols, s
           GroupGrid& g = grids[static_cast<size_t>(r * n_groups + column / group)];
           if (!static_grids && column % group == 0) {
             for (int64_t k = 0; k < group; ++k) values[static_cast<size_t>(k)] = static_cast<float>(wr[i + k]);
-            g = grid.choose(values.data(), group);
+            g = choose(values.data(), column);
           }
 
           // Round on the fixed grid, then spread e = (w - q) / U_ii over the rest of the batch.

@@ -38,6 +38,12 @@ struct GptqOptions {
   double damp = 0.01;       // fraction of mean(diag H) added to the diagonal
   int64_t block_size = 128; // columns per lazy batch update
   bool act_order = false;
+  // Choose each group's grid with GptqGrid::choose_clipped, weighted by H_ii, instead of
+  // RTN's rule.
+  bool clip_search = false;
+  // Used by the "gptq" method, not by gptq_quantize: calibrate a block's linears in
+  // forward order, each on inputs computed with the linears before it quantized.
+  bool true_sequential = true;
 };
 
 struct GptqResult {

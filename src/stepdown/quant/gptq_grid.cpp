@@ -89,6 +89,29 @@ GroupGrid GptqGrid::choose(const float* x, int64_t n) const {
   return {stored_f16(absmax / static_cast<float>(max_code_)), 0.0f};
 }
 
+GroupGrid GptqGrid::choose_clipped(const float* x, const double* importance, int64_t n) const {
+  constexpr int kSteps = 16;        // p = 1 - 0.02 * step
+  constexpr float kStepSize = 0.02f;
+  std::vector<float> shrunk(static_cast<size_t>(n));
+  GroupGrid best = choose(x, n);
+  double best_error = -1.0;
+  for (int step = 0; step < kSteps; ++step) {
+    const float p = 1.0f - kStepSize * static_cast<float>(step);
+    for (int64_t i = 0; i < n; ++i) shrunk[static_cast<size_t>(i)] = p * x[i];
+    const GroupGrid candidate = step == 0 ? best : choose(shrunk.data(), n);
+    double error = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double e = static_cast<double>(x[i]) - value(code(x[i], candidate), candidate);
+      error += importance[i] * e * e;
+    }
+    if (best_error < 0.0 || error < best_error) {
+      best = candidate;
+      best_error = error;
+    }
+  }
+  return best;
+}
+
 int GptqGrid::code(float x, const GroupGrid& grid) const {
   if (is_stepdown_format(dtype_)) return quantize_code(dtype_, {grid.scale, grid.min}, x);
   if (grid.scale == 0.0f) return 0;

@@ -47,6 +47,10 @@ int64_t parse_int(const std::string& key, const std::string& text, int64_t min, 
 
 GptqOptions parse_gptq_params(const std::map<std::string, std::string>& params) {
   GptqOptions options;
+  // The method searches each group's clipping by default: it closed 9 to 17 more points of
+  // RTN's KLD gap at 3 and 4 bits on stories260K and SmolLM2 (docs/quantize.md).
+  // gptq_quantize's own default stays plain GPTQ, which the float64 reference checks.
+  options.clip_search = true;
   for (const auto& [key, value] : params) {
     if (key == "damp") {
       options.damp = parse_double(key, value);
@@ -57,8 +61,13 @@ GptqOptions parse_gptq_params(const std::map<std::string, std::string>& params) 
       options.block_size = parse_int(key, value, 1, 1 << 16);
     } else if (key == "act_order") {
       options.act_order = parse_int(key, value, 0, 1) == 1;
+    } else if (key == "clip") {
+      options.clip_search = parse_int(key, value, 0, 1) == 1;
+    } else if (key == "true_sequential") {
+      options.true_sequential = parse_int(key, value, 0, 1) == 1;
     } else {
-      raise<InvalidArgument>("--method-param {}: unknown to gptq (known: damp, block_size, act_order)", key);
+      raise<InvalidArgument>("--method-param {}: unknown to gptq (known: damp, block_size, act_order, clip, true_sequential)",
+                             key);
     }
   }
   return options;
@@ -86,45 +95,56 @@ class GptqBlockMethod : public BlockMethod {
     return request;
   }
 
+  CalibrationOrder order() const override {
+    return options_.true_sequential ? CalibrationOrder::kSequential : CalibrationOrder::kParallel;
+  }
+
   void process_block(BlockContext& block) override {
-    nlohmann::json& layers = output_.manifest["layers"];
+    for (const Linear linear : kLinears) quantize_linear(block, linear);
+  }
+
+  void process_linears(BlockContext& block, LinearInput input) override {
     for (const Linear linear : kLinears) {
-      const std::string name = linear_tensor_name(block.layer(), linear);
-      const QuantFormat& target = format(block.layer(), linear);
-      std::span<float> w = block.weights(linear);
-      if (target.dtype == DType::F32 || target.dtype == DType::F16 || target.dtype == DType::BF16) {
-        round_to_float_format(w, target.dtype);
-        continue;
-      }
-      if (!gptq_supports(target.dtype)) {
-        raise<Unsupported>("{}: gptq cannot write {}; choose a scheme of q4_0, q4_1, q5_0, q5_1, q8_0, int8, "
-                           "int8-g128, int4-g* or int3-g*, or --override this tensor",
-                           name, target.name);
-      }
-
-      // H = 2 X^T X / n over the calibration tokens.
-      const InputStatistics& stats = block.statistics(linear_input(linear));
-      std::vector<double> h(stats.xtx.size());
-      const double scale = 2.0 / static_cast<double>(stats.rows);
-      for (size_t i = 0; i < h.size(); ++i) h[i] = scale * stats.xtx[i];
-
-      GptqResult result =
-          gptq_quantize(w, block.rows(linear), block.cols(linear), std::move(h), target.dtype, options_, block.pool());
-      std::copy(result.dequantized.begin(), result.dequantized.end(), w.begin());
-      if (result.damp != options_.damp) {
-        spdlog::warn("{}: GPTQ needed damp {} (asked {})", name, result.damp, options_.damp);
-      }
-      layers[name] = {{"format", target.name},
-                      {"damp", result.damp},
-                      {"dead_columns", result.dead_columns},
-                      {"output_error", result.output_error}};
-      PreparedTensor prepared;
-      prepared.bytes = std::move(result.bytes);
-      output_.tensors[name] = std::move(prepared);
+      if (linear_input(linear) == input) quantize_linear(block, linear);
     }
   }
 
  private:
+  void quantize_linear(BlockContext& block, Linear linear) {
+    const std::string name = linear_tensor_name(block.layer(), linear);
+    const QuantFormat& target = format(block.layer(), linear);
+    std::span<float> w = block.weights(linear);
+    if (target.dtype == DType::F32 || target.dtype == DType::F16 || target.dtype == DType::BF16) {
+      round_to_float_format(w, target.dtype);
+      return;
+    }
+    if (!gptq_supports(target.dtype)) {
+      raise<Unsupported>("{}: gptq cannot write {}; choose a scheme of q4_0, q4_1, q5_0, q5_1, q8_0, int8, "
+                         "int8-g128, int4-g* or int3-g*, or --override this tensor",
+                         name, target.name);
+    }
+
+    // H = 2 X^T X / n over the calibration tokens.
+    const InputStatistics& stats = block.statistics(linear_input(linear));
+    std::vector<double> h(stats.xtx.size());
+    const double scale = 2.0 / static_cast<double>(stats.rows);
+    for (size_t i = 0; i < h.size(); ++i) h[i] = scale * stats.xtx[i];
+
+    GptqResult result =
+        gptq_quantize(w, block.rows(linear), block.cols(linear), std::move(h), target.dtype, options_, block.pool());
+    std::copy(result.dequantized.begin(), result.dequantized.end(), w.begin());
+    if (result.damp != options_.damp) {
+      spdlog::warn("{}: GPTQ needed damp {} (asked {})", name, result.damp, options_.damp);
+    }
+    output_.manifest["layers"][name] = {{"format", target.name},
+                                        {"damp", result.damp},
+                                        {"dead_columns", result.dead_columns},
+                                        {"output_error", result.output_error}};
+    PreparedTensor prepared;
+    prepared.bytes = std::move(result.bytes);
+    output_.tensors[name] = std::move(prepared);
+  }
+
   const QuantFormat& format(int64_t layer, Linear linear) const {
     const std::string name = linear_tensor_name(layer, linear);
     const auto it = formats_.find(name);
@@ -154,6 +174,8 @@ MethodOutput run_gptq(const MethodContext& context) {
                      {"damp", gptq.damp},
                      {"block_size", gptq.block_size},
                      {"act_order", gptq.act_order},
+                     {"true_sequential", gptq.true_sequential},
+                     {"clip", gptq.clip_search},
                      {"calibration", data.to_json()},
                      {"layers", nlohmann::json::object()}};
   {
@@ -184,7 +206,7 @@ MethodOutput run_gptq(const MethodContext& context) {
 QuantMethod gptq_method() {
   return {"gptq",
           "GPTQ: column-wise rounding with Hessian error feedback from calibration data "
-          "(--method-param damp=0.01, block_size=128, act_order=0|1)",
+          "(--method-param damp=0.01, block_size=128, act_order=0|1, clip=1|0, true_sequential=1|0)",
           run_gptq};
 }
 
