@@ -40,9 +40,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["rtn", "gptq", "awq", "smoothquant", "outlier", "fp8", "mixed"]
-# Bit width -> stepdown schemes to try in order: the first registered one whose group size
-# divides the model's embedding length, so that the q, k, v, gate and up rows fit it
-# (SmolLM2's 576 is not a multiple of 128). q4_0 is the GGUF type of that width.
+# Bit width -> stepdown schemes to try in order: the first registered one. Rows whose length
+# is not a multiple of 128 take the scheme's fallback (g64, then g32, then int8 or f16), so
+# SmolLM2's 576-wide q, k, v, o, gate and up rows are g64 and stories260K's 64-wide rows
+# are g64; the manifest lists each fallback. q4_0 is the GGUF type of that width.
 SCHEMES = {4: ["int4-g128", "int4-g64", "int4-g32", "q4_0"], 3: ["int3-g128", "int3-g64"]}
 # Methods that choose their own format and so run once, not per bit width.
 WIDTHLESS = {"fp8": "fp8", "smoothquant": "w8a8", "outlier": "int8"}
@@ -96,19 +97,6 @@ def gguf_bpw(path: Path) -> float:
     return 8.0 * nbytes / params
 
 
-def group_size(scheme: str) -> int:
-    match = re.search(r"-g(\d+)", scheme)
-    return int(match.group(1)) if match else 32
-
-
-def embedding_length(path: Path) -> int:
-    import gguf
-    reader = gguf.GGUFReader(str(path))
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    field = reader.fields[f"{arch}.embedding_length"]
-    return int(field.parts[field.data[0]][0])
-
-
 def split_text(text: Path, work: Path) -> tuple[Path, Path]:
     data = text.read_text()
     calib, evaluation = work / "calib.txt", work / "eval.txt"
@@ -124,7 +112,6 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
     f32 = work / "f32.gguf"
     run_timed([stepdown, "quantize", *source, "--scheme", "f32", "-o", str(f32), "--threads", threads],
               work / "f32.log")
-    dim = embedding_length(f32)
     methods = known_names(stepdown, f32, "--method")
     schemes = known_names(stepdown, f32, "--scheme")
     calib_args = ["--calib", str(calib), "--calib-samples", str(samples), "--calib-seq-len", str(seq_len),
@@ -165,11 +152,10 @@ def bench_model(args, name: str, source: list[str], ctx: int, seq_len: int, samp
                                  "skipped": f"scheme {scheme} not registered"})
                     continue
             else:
-                scheme = next((s for s in SCHEMES[bits] if s in schemes and dim % group_size(s) == 0), None)
+                scheme = next((s for s in SCHEMES[bits] if s in schemes), None)
                 if scheme is None:
                     rows.append({"model": name, "tool": "stepdown", "method": label, "bits": bits,
-                                 "skipped": f"no registered {bits}-bit scheme with a group dividing {dim} "
-                                            f"({', '.join(SCHEMES[bits])})"})
+                                 "skipped": f"no registered {bits}-bit scheme ({', '.join(SCHEMES[bits])})"})
                     continue
             tag = f"{label}-{scheme}"
             out = work / f"{tag}.gguf"

@@ -289,11 +289,12 @@ TEST(AwqModel, Stories260KClipBeatsRtnKld) {
 
   ASSERT_EQ(test::run_cli("quantize " + model + " --scheme f32 -o '" + out + "/f32.gguf'").exit_code, 0);
   ASSERT_EQ(test::run_cli("quantize " + model + " --scheme q4_0 -o '" + out + "/rtn.gguf'").exit_code, 0);
-  const test::CliResult awq =
-      test::run_cli("quantize " + model + " --scheme q4_0 --method awq" + calibration + " -o '" + out + "/awq.gguf'");
+  const test::CliResult awq = test::run_cli("quantize " + model + " --scheme q4_0 --method awq --method-param clip=0" +
+                                            calibration + " -o '" + out + "/awq.gguf'");
   ASSERT_EQ(awq.exit_code, 0) << awq.err;
-  const test::CliResult clip = test::run_cli("quantize " + model + " --scheme q4_0 --method awq --method-param clip=1" +
-                                             calibration + " -o '" + out + "/clip.gguf'");
+  // Clipping is the method's default.
+  const test::CliResult clip =
+      test::run_cli("quantize " + model + " --scheme q4_0 --method awq" + calibration + " -o '" + out + "/clip.gguf'");
   ASSERT_EQ(clip.exit_code, 0) << clip.err;
 
   std::string error;

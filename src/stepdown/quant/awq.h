@@ -20,7 +20,7 @@ struct AwqOptions {
   int64_t grid = 20;                 // alpha = i / grid for i in [0, grid)
   std::optional<float> alpha;        // a fixed alpha instead of the search
   bool duo_scaling = false;          // divide by mean|w_j|^(1 - alpha) as well
-  bool clip = false;                 // search a clipping ratio per (row, group) afterwards
+  bool clip = false;                 // search a clipping ratio per (row, group) afterwards (the method's default: on)
   int64_t clip_grid = 10;            // ratios 1 - i * (1 - clip_min_ratio) / clip_grid
   float clip_min_ratio = 0.5f;
   int64_t clip_tokens = 128;         // sample rows the clipping search uses
@@ -65,7 +65,7 @@ double clip_weights(FloatMatrix& w, DType dtype, const model::Activations& x, co
                     ThreadPool& pool);
 
 // The "awq" method of `stepdown quantize` (needs --calib). Parameters: alpha (fixed, in
-// [0, 1]), grid (20), duo_scaling (0), clip (0), search_tokens (1024 sample rows per
+// [0, 1]), grid (20), duo_scaling (0), clip (1), search_tokens (1024 sample rows per
 // input), clip_tokens (128).
 QuantMethod awq_method();
 
