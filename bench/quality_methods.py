@@ -46,7 +46,7 @@ METHODS = ["rtn", "gptq", "awq", "smoothquant", "outlier", "fp8", "mixed"]
 # are g64; the manifest lists each fallback. q4_0 is the GGUF type of that width.
 SCHEMES = {4: ["int4-g128", "int4-g64", "int4-g32", "q4_0"], 3: ["int3-g128", "int3-g64"]}
 # Methods that choose their own format and so run once, not per bit width.
-WIDTHLESS = {"fp8": "fp8", "smoothquant": "w8a8", "outlier": "int8"}
+WIDTHLESS = {"fp8": "fp8", "smoothquant": "w8a8", "outlier": "int8-outlier"}
 LLAMA_TYPES = ["Q4_K_M", "Q4_0", "Q8_0"]
 
 
