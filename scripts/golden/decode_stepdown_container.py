@@ -43,6 +43,10 @@ def decode_row(fmt, row, cols):
             if column != 0xFFFF:
                 out[column] = value
         return out
+    if fmt == "fp8-a8":
+        # f32 activation scale (not part of the weights), then an fp8 row
+        scale = row[4:8].view(np.float32)[0]
+        return np.float32(scale) * e4m3(row[8:8 + cols])
     if fmt in ("int8", "int8-w8a8", "fp8"):
         scale = row[:4].view(np.float32)[0]
         codes = row[4:4 + cols]

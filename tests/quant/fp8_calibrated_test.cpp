@@ -102,7 +102,7 @@ TEST(Fp8Method, Stories260KChannelAndTensorKld) {
   EXPECT_LE(channel, tensor);
 }
 
-TEST(Fp8Method, RejectsStaticActivationsAndBadGranularity) {
+TEST(Fp8Method, RejectsBadParams) {
   ThreadPool pool(1);
   QuantizeOptions options;
   options.model = test::stories_model();
@@ -110,7 +110,11 @@ TEST(Fp8Method, RejectsStaticActivationsAndBadGranularity) {
   options.scheme = "q8_0";
   options.method = "fp8";
   options.method_params = {{"static_act", "1"}};
-  EXPECT_THROW(quantize_model_in_memory(options, DType::FP8_E4M3, pool), Unsupported);
+  EXPECT_THROW(quantize_model_in_memory(options, DType::FP8_E4M3, pool), InvalidArgument);  // no --calib
+  options.method_params = {{"static_act", "2"}};
+  EXPECT_THROW(quantize_model_in_memory(options, DType::FP8_E4M3, pool), InvalidArgument);
+  options.method_params = {{"static_act", "0"}};
+  EXPECT_THROW(quantize_model_in_memory(options, DType::FP8_E4M3_A8, pool), InvalidArgument);
   options.method_params = {{"granularity", "row"}};
   EXPECT_THROW(quantize_model_in_memory(options, DType::FP8_E4M3, pool), InvalidArgument);
   options.method_params = {};

@@ -37,6 +37,8 @@ constexpr std::array kInfos = {
     DTypeInfo{DType::INT3_G128_ASYM, "INT3_G128_ASYM", 128, 52},
     // f32 scale, f32 value[8], u16 column[8] (kernels/int8_outlier.h).
     DTypeInfo{DType::INT8_OUTLIER, "INT8_OUTLIER", 1, 1, 52},
+    // f32 activation scale, f32 weight scale (kernels/fp8_static_act.h).
+    DTypeInfo{DType::FP8_E4M3_A8, "FP8_E4M3_A8", 1, 1, 8},
 };
 
 struct StepdownName {
@@ -60,6 +62,7 @@ constexpr std::array kStepdownNames = {
     StepdownName{DType::INT3_G64_ASYM, "int3-g64-asym"},
     StepdownName{DType::INT3_G128_ASYM, "int3-g128-asym"},
     StepdownName{DType::INT8_OUTLIER, "int8-outlier"},
+    StepdownName{DType::FP8_E4M3_A8, "fp8-a8"},
 };
 
 constexpr std::array kStepdownFormats = [] {

@@ -39,6 +39,7 @@ enum class DType : uint32_t {
   INT3_G64_ASYM = 1012,  // groups of 64: f16 scale and f16 min, 3-bit codes 0..7
   INT3_G128_ASYM = 1013,
   INT8_OUTLIER = 1014,   // INT8_W8A8 plus up to 8 input columns kept in f32 (outlier split)
+  FP8_E4M3_A8 = 1015,    // FP8_E4M3 plus a static f32 activation scale; activations rounded to E4M3
 };
 
 // Ids at or above this are stepdown's own formats, which GGUF files never carry.
@@ -63,7 +64,7 @@ std::optional<DType> dtype_from_name(std::string_view name);
 const DTypeInfo& dtype_info(DType dtype);
 inline std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
 inline bool is_block_quantized(DType dtype) { return dtype_info(dtype).block_elems > 1; }
-// True for stepdown's own formats (INT8 ... INT8_OUTLIER), which GGUF has no type for.
+// True for stepdown's own formats (INT8 ... FP8_E4M3_A8), which GGUF has no type for.
 inline bool is_stepdown_format(DType dtype) { return static_cast<uint32_t>(dtype) >= kFirstStepdownId; }
 
 // The name of a stepdown format on the command line, in manifests and in the GGUF

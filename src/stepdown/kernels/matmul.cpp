@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "stepdown/core/error.h"
+#include "stepdown/kernels/fp8_static_act.h"
 #include "stepdown/kernels/int8_activations.h"
 #include "stepdown/kernels/int8_int8.h"
 #include "stepdown/kernels/int8_outlier.h"
@@ -125,9 +126,11 @@ void matmul_group(std::span<const MatmulProduct> products, const float* x, int64
     any_int8 = any_int8 || uses_int8_kernel(w, precision);
   }
 
-  // INT8_W8A8 and INT8_OUTLIER quantize x per token in their own kernels, so they run on
-  // their own.
-  const auto has_own_kernel = [](DType dtype) { return dtype == DType::INT8_W8A8 || dtype == DType::INT8_OUTLIER; };
+  // INT8_W8A8, INT8_OUTLIER and FP8_E4M3_A8 quantize x in their own kernels, so they run
+  // on their own.
+  const auto has_own_kernel = [](DType dtype) {
+    return dtype == DType::INT8_W8A8 || dtype == DType::INT8_OUTLIER || dtype == DType::FP8_E4M3_A8;
+  };
   for (const MatmulProduct& product : products) {
     if (has_own_kernel(product.w->dtype)) {
       std::vector<MatmulProduct> others;
@@ -136,6 +139,8 @@ void matmul_group(std::span<const MatmulProduct> products, const float* x, int64
           matmul_w8a8(*other.w, x, n_tokens, other.y, pool);
         } else if (other.w->dtype == DType::INT8_OUTLIER) {
           matmul_int8_outlier(*other.w, x, n_tokens, other.y, pool);
+        } else if (other.w->dtype == DType::FP8_E4M3_A8) {
+          matmul_fp8_a8(*other.w, x, n_tokens, other.y, pool);
         } else {
           others.push_back(other);
         }

@@ -6,6 +6,7 @@
 #include "stepdown/core/error.h"
 #include "stepdown/core/fp8.h"
 #include "stepdown/core/half.h"
+#include "stepdown/kernels/fp8_static_act.h"
 #include "stepdown/kernels/int8_outlier.h"
 
 namespace stepdown::kernels {
@@ -101,6 +102,8 @@ void dequantize_row_stepdown(DType dtype, const std::byte* src, float* dst, int6
     }
     case DType::INT8_OUTLIER:
       return dequantize_row_int8_outlier(src, dst, n);
+    case DType::FP8_E4M3_A8:
+      return dequantize_row_fp8_a8(src, dst, n);
     case DType::FP8_E4M3: {
       const float scale = load_f32(src);
       const auto* codes = reinterpret_cast<const uint8_t*>(src + 4);

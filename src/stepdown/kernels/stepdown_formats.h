@@ -19,6 +19,8 @@
 //     (G, 4 + 3G/8 B):
 //   INT8_OUTLIER (per row):     f32 scale; f32 value[8]; u16 column[8]; int8 q[cols]
 //                               (int8_outlier.h)                         w = scale * q, or value at a column
+//   FP8_E4M3_A8 (per row):      f32 act_scale; f32 scale; u8 code[cols]  w = scale * e4m3(code)
+//                               (fp8_static_act.h)
 //
 // A 3-bit code c of group element e (0 <= e < G) is split into two bit planes, so a vector
 // of consecutive elements decodes with one load per plane and no straddling fields:

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "stepdown/core/error.h"
 #include "stepdown/core/fp8.h"
 
 namespace stepdown::quant {
@@ -24,6 +25,14 @@ void quantize_row_fp8(const float* src, std::byte* dst, int64_t n) {
     const float scaled = std::clamp(src[i] / scale, -kFp8E4M3Max, kFp8E4M3Max);
     codes[i] = f32_to_fp8_e4m3(scaled);
   }
+}
+
+void quantize_row_fp8_a8(const float* src, float act_scale, std::byte* dst, int64_t n) {
+  if (!std::isfinite(act_scale) || act_scale <= 0.0f) {
+    raise<InvalidArgument>("FP8_E4M3_A8: activation scale {} is not a finite positive number", act_scale);
+  }
+  std::memcpy(dst, &act_scale, sizeof act_scale);
+  quantize_row_fp8(src, dst + sizeof act_scale, n);
 }
 
 }  // namespace stepdown::quant

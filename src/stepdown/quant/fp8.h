@@ -12,4 +12,8 @@ namespace stepdown::quant {
 // dst (dtype_bytes(FP8_E4M3, n)) = src (n) in FP8_E4M3.
 void quantize_row_fp8(const float* src, std::byte* dst, int64_t n);
 
+// dst (dtype_bytes(FP8_E4M3_A8, n)) = `act_scale`, then src (n) as quantize_row_fp8 writes
+// it. Throws InvalidArgument unless act_scale is finite and positive.
+void quantize_row_fp8_a8(const float* src, float act_scale, std::byte* dst, int64_t n);
+
 }  // namespace stepdown::quant

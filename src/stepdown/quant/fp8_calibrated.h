@@ -5,6 +5,7 @@
 // FP8_E4M3 layout, so the kernels run it unchanged. Values are clamped to +-448 before the cast, and an all-zero
 // row or tensor gets scale 0 and zero codes.
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include "stepdown/quant/channel_scaling.h"
@@ -16,8 +17,20 @@ namespace stepdown::quant {
 // absmax(W) / 448. Input must be finite.
 std::vector<std::byte> quantize_fp8_per_tensor(const FloatMatrix& w);
 
-// Parameters: granularity (channel or tensor), static_act (0; 1 raises Unsupported,
-// because no kernel yet rounds activations to E4M3 with a static scale).
+// W (rows, cols) -> rows * dtype_bytes(FP8_E4M3_A8, cols) bytes: `act_scale` in every row,
+// then the row's FP8_E4M3 bytes with a per-row scale, or the per-tensor scale when
+// `per_tensor`. Throws InvalidArgument unless act_scale is finite and positive.
+std::vector<std::byte> quantize_fp8_a8(const FloatMatrix& w, float act_scale, bool per_tensor);
+
+// The static activation scale of one linear: max over channels of the calibrated max |x|,
+// divided by 448, so the largest calibration activation maps to E4M3's largest value. An
+// input that was all zeros gets 1.
+float static_activation_scale(std::span<const float> abs_max);
+
+// Parameters: granularity (channel or tensor) and static_act. static_act=1 calibrates one
+// activation scale per block linear (static_activation_scale of its input over --calib)
+// and stores those linears as FP8_E4M3_A8, whose kernel rounds each activation to E4M3;
+// the default is 1 with --scheme fp8-a8 and 0 (f32 activations) with --scheme fp8.
 QuantMethod fp8_method();
 
 }  // namespace stepdown::quant

@@ -189,6 +189,9 @@ void quantize_row_stepdown(DType dtype, const float* src, std::byte* dst, int64_
     case DType::FP8_E4M3: return quantize_row_fp8(src, dst, n);
     // RTN keeps no outlier columns; the "outlier" method chooses them from calibration.
     case DType::INT8_OUTLIER: return quantize_row_int8_outlier(src, {}, dst, n);
+    case DType::FP8_E4M3_A8:
+      raise<InvalidArgument>("fp8-a8 needs an activation scale from calibration, which round-to-nearest does not "
+                             "compute: run --method fp8 with --calib FILE");
     default: return quantize_row_int_groups(dtype, src, dst, n);
   }
 }

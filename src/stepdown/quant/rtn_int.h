@@ -30,6 +30,8 @@ void quantize_row_int8(const float* src, std::byte* dst, int64_t n);
 void quantize_row_int_groups(DType dtype, const float* src, std::byte* dst, int64_t n);
 
 // Quantizes one row into any stepdown format (the integer ones here, FP8_E4M3 in fp8.h).
+// Throws InvalidArgument for FP8_E4M3_A8, whose activation scale comes from calibration
+// (quantize_row_fp8_a8 in fp8.h).
 void quantize_row_stepdown(DType dtype, const float* src, std::byte* dst, int64_t n);
 
 // W (rows, cols) f32 -> rows * dtype_bytes(dtype, cols) bytes in a stepdown format.

@@ -31,6 +31,8 @@ constexpr FormatEntry kEntries[] = {
     {DType::FP8_E4M3, "", "fp8"},
     // RTN fills no outlier columns; the "outlier" method chooses them from calibration.
     {DType::INT8_OUTLIER, "", "int8-outlier"},
+    // RTN has no activation scale; the "fp8" method calibrates one per linear.
+    {DType::FP8_E4M3_A8, "", "fp8-a8"},
 };
 
 // Bits per weight of a row of `cols` values, row header included.
