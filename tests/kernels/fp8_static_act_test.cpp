@@ -72,8 +72,8 @@ void expect_close_to_reference(const WeightMatrix& w, const float* x, int64_t n_
   }
 }
 
-// Gaussian x with std 1 and act_scale 1/128, so |x| > 3.5 clips to +-3.5: a few values per
-// thousand, which the comparison covers too.
+// Gaussian x with std 1 and act_scale 1/128, so |x| > 3.5 clips to +-3.5: about 5 values in
+// 10,000, which the comparison covers too.
 constexpr float kActScale = 1.0f / 128.0f;
 
 TEST(Fp8A8Kernel, MatvecMatchesReferenceOnOddShapes) {

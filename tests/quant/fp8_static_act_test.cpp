@@ -101,7 +101,7 @@ TEST(Fp8StaticActCli, QuantizeThenPplKld) {
   EXPECT_GT(static_kld, 0.0);
   EXPECT_LT(static_kld, 2.5 * dynamic_kld);
 
-  // --scheme fp8-a8 implies static_act=1 and gives the same file.
+  // --scheme fp8-a8 implies static_act=1, so it scores exactly the same.
   const test::CliResult scheme = test::run_cli("quantize " + stories_args() + " --scheme fp8-a8 --method fp8" +
                                                calib_args + " -o '" + out + "/scheme.gguf'");
   ASSERT_EQ(scheme.exit_code, 0) << scheme.err;

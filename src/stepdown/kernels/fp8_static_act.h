@@ -13,8 +13,8 @@
 // Product, per token t and row r:
 //   xq[j]   = e4m3(clamp(x[t][j] / act_scale, -448, 448))    rounded to nearest, ties to even
 //   y[t][r] = scale[r] * act_scale * sum_j e4m3(code[r][j]) * xq[j], summed in f32
-// so an activation beyond +-448 * act_scale is clipped to that bound, and one below
-// 2^-10 * act_scale in magnitude becomes 0.
+// so an activation beyond +-448 * act_scale is clipped to that bound, and one of magnitude
+// at most 2^-10 * act_scale becomes 0.
 #include <cstddef>
 #include <cstdint>
 

@@ -60,8 +60,8 @@ float static_activation_scale(std::span<const float> abs_max) {
   float max_abs = 0.0f;
   for (float v : abs_max) max_abs = std::max(max_abs, v);
   const float scale = max_abs / kFp8E4M3Max;
-  // An input that was 0 on every calibration token gives no range; any positive scale
-  // keeps such a 0 exact, and 1 is the neutral one.
+  // An input that was 0 on every calibration token gives no range. Any positive scale
+  // keeps those zeros exact, so take 1.
   return std::isfinite(scale) && scale >= FLT_MIN ? scale : 1.0f;
 }
 
