@@ -57,13 +57,25 @@ void matmul_fp8_a8(const WeightMatrix& w, const float* x, int64_t n_tokens, floa
   const float act_scale = shared_act_scale(w);
 
   // One buffer per calling thread, reused across calls, so decode steps allocate nothing.
-  thread_local std::vector<float> xq;
-  xq.resize(static_cast<size_t>(n_tokens * w.cols));
-  quantize_activations_e4m3(x, n_tokens * w.cols, act_scale, xq.data());
+  // A lambda names a thread_local directly instead of capturing it, so the workers get a
+  // pointer into the calling thread's buffer, not their own.
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(n_tokens * w.cols));
+  float* xq = buffer.data();
+  // NOTE: each activation goes through the scalar E4M3 cast (frexp, ldexp, nearbyint).
+  // `stepdown ppl` on SmolLM2-135M (508 tokens, ctx 256, 2 threads, tokens split over
+  // them) took 10.0 s against 6.6 s for FP8_E4M3 with f32 activations.
+  if (n_tokens == 1) {
+    quantize_activations_e4m3(x, w.cols, act_scale, xq);
+  } else {
+    pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
+      quantize_activations_e4m3(x + begin * w.cols, (end - begin) * w.cols, act_scale, xq + begin * w.cols);
+    });
+  }
 
   // y = (scale * W_codes) @ xq on the FP8_E4M3 kernels, then times act_scale.
   const WeightMatrix fp8{DType::FP8_E4M3, w.data + kFp8RowOffset, w.rows, w.cols, w.row_stride};
-  matmul(fp8, xq.data(), n_tokens, y, pool);
+  matmul(fp8, xq, n_tokens, y, pool);
 
   for (int64_t i = 0; i < n_tokens * w.rows; ++i) y[i] *= act_scale;
 }
