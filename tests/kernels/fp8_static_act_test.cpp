@@ -139,6 +139,25 @@ TEST(Fp8A8Kernel, EqualsFp8ProductWhenActivationsAreExact) {
   }
 }
 
+// matmul_group runs FP8_E4M3_A8 members on their own kernel and the rest together, as the
+// model does for q/k/v when an override gives them different formats.
+TEST(Fp8A8Kernel, GroupWithOtherFormatEqualsSeparateCalls) {
+  ThreadPool pool(2);
+  const int64_t cols = 96, n_tokens = 5;
+  const A8Weights a8(21, cols, kActScale, 31);
+  const test::RandomWeights q8(DType::Q8_0, 13, cols, 32);
+  const std::vector<float> x = test::random_vector(static_cast<size_t>(cols * n_tokens), 33);
+  std::vector<float> a8_alone(21 * n_tokens), q8_alone(13 * n_tokens);
+  matmul(a8.matrix, x.data(), n_tokens, a8_alone.data(), pool);
+  matmul(q8.matrix, x.data(), n_tokens, q8_alone.data(), pool);
+
+  std::vector<float> a8_grouped(a8_alone.size(), NAN), q8_grouped(q8_alone.size(), NAN);
+  const MatmulProduct products[] = {{&q8.matrix, q8_grouped.data()}, {&a8.matrix, a8_grouped.data()}};
+  matmul_group(products, x.data(), n_tokens, pool);
+  for (size_t i = 0; i < a8_alone.size(); ++i) EXPECT_EQ(a8_grouped[i], a8_alone[i]) << "FP8_E4M3_A8 index " << i;
+  for (size_t i = 0; i < q8_alone.size(); ++i) EXPECT_EQ(q8_grouped[i], q8_alone[i]) << "Q8_0 index " << i;
+}
+
 TEST(Fp8A8Kernel, ClipsActivationsBeyondCalibratedRange) {
   ThreadPool pool(1);
   const float act_scale = 0.5f;  // range +-224
