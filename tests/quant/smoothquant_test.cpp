@@ -2,6 +2,8 @@
 // int8 product, and W8A8 on stories260K scored against its f32 model in memory.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 
 #include "io/io_test_util.h"
@@ -183,6 +185,25 @@ TEST(SmoothQuantCli, W8A8QuantizeThenPplKld) {
   std::printf("stories260K w8a8 via CLI mean KLD: RTN %.6f, SmoothQuant %.6f\n", rtn, smoothed);
   EXPECT_LT(smoothed, rtn);
   EXPECT_LT(smoothed, 0.005);
+
+  // weights=gptq quantizes the smoothed linears with GPTQ instead of RTN.
+  const test::CliResult with_gptq =
+      test::run_cli("quantize " + model + " --scheme w8a8 --method smoothquant --method-param weights=gptq --calib '" +
+                    calib.string() + "' --calib-samples 16 --calib-seq-len 128 -o '" + out + "/sq_gptq.gguf' --json");
+  ASSERT_EQ(with_gptq.exit_code, 0) << with_gptq.err;
+  const nlohmann::json details = nlohmann::json::parse(with_gptq.out).at("method_details");
+  EXPECT_EQ(details.at("weights"), "gptq");
+  EXPECT_EQ(details.at("gptq").at("layers").at("blk.0.attn_q.weight").at("format"), "int8-w8a8");
+  const double gptq = test::mean_kld(dir / "sq_gptq.gguf", dir / "f32.gguf", text, error);
+  ASSERT_FALSE(std::isnan(gptq)) << error;
+  std::printf("SmoothQuant with GPTQ weights %.6f\n", gptq);
+  EXPECT_LT(gptq, rtn);
+
+  const test::CliResult bad = test::run_cli("quantize " + model + " --scheme w8a8 --method smoothquant --method-param "
+                                            "weights=awq --calib '" + calib.string() + "' -o '" + out + "/bad.gguf'");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("expected rtn or gptq"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad.gguf"));
 }
 
 }  // namespace

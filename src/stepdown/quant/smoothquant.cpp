@@ -10,6 +10,8 @@
 #include "stepdown/core/error.h"
 #include "stepdown/core/progress.h"
 #include "stepdown/quant/calibrated_weights.h"
+#include "stepdown/quant/format.h"
+#include "stepdown/quant/in_memory_model.h"
 #include "stepdown/quant/quantize_model.h"
 
 namespace stepdown::quant {
@@ -116,8 +118,33 @@ std::vector<float> parse_alphas(const MethodContext& ctx) {
   return {static_cast<float>(alpha)};
 }
 
+// Replaces RTN of the smoothed block linears with GPTQ: the smoothed model is held in
+// memory in f32 and GPTQ runs on it with the same calibration options, writing the planned
+// formats' bytes. The smoothed norms and any other changed tensor keep their values.
+void quantize_smoothed_with_gptq(const MethodContext& ctx, MethodOutput& output) {
+  const QuantFormat* f32 = find_quant_format("f32");
+  std::vector<TensorPlan> f32_plans = ctx.plans;
+  for (TensorPlan& plan : f32_plans) plan.format = f32;
+  const io::ModelFile smoothed = quantize_in_memory(ctx.model, f32_plans, output, ctx.pool);
+
+  const QuantMethod* gptq = find_quant_method("gptq");
+  if (gptq == nullptr) raise<Unsupported>("smoothquant weights=gptq: the gptq method is not registered");
+  QuantizeOptions options = ctx.options;
+  options.method = "gptq";
+  options.method_params.clear();
+  spdlog::info("smoothquant: quantizing the smoothed block linears with GPTQ");
+  MethodOutput weights = gptq->run(MethodContext{smoothed, ctx.plans, options, ctx.pool});
+  for (auto& [name, tensor] : weights.tensors) output.tensors[name] = std::move(tensor);
+  output.manifest["gptq"] = std::move(weights.manifest);
+}
+
 MethodOutput run_smoothquant(const MethodContext& ctx) {
-  check_method_params(ctx, "smoothquant", {"alpha", "search_tokens"});
+  check_method_params(ctx, "smoothquant", {"alpha", "search_tokens", "weights"});
+  const auto weights_param = ctx.options.method_params.find("weights");
+  const std::string weight_method = weights_param == ctx.options.method_params.end() ? "rtn" : weights_param->second;
+  if (weight_method != "rtn" && weight_method != "gptq") {
+    raise<InvalidArgument>("--method-param weights={}: expected rtn or gptq", weight_method);
+  }
   const std::vector<float> alphas = parse_alphas(ctx);
   const int64_t search_tokens = static_cast<int64_t>(method_param_number(ctx, "smoothquant", "search_tokens", 1024));
   if (search_tokens <= 0) raise<InvalidArgument>("--method-param search_tokens must be positive, got {}", search_tokens);
@@ -168,7 +195,9 @@ MethodOutput run_smoothquant(const MethodContext& ctx) {
                      {"search_tokens", search_tokens},
                      {"objective", "mean squared output error of each linear group on the calibration sample"},
                      {"calibration", weights.calibration_manifest()},
+                     {"weights", weight_method},
                      {"layers", std::move(layers)}};
+  if (weight_method == "gptq") quantize_smoothed_with_gptq(ctx, output);
   return output;
 }
 
@@ -177,7 +206,7 @@ MethodOutput run_smoothquant(const MethodContext& ctx) {
 QuantMethod smoothquant_method() {
   return QuantMethod{"smoothquant",
                      "SmoothQuant scales max|x|^a / max|w|^(1-a) per linear group for W8A8, folded into the previous "
-                     "layer (params: alpha=0.5|search, search_tokens)",
+                     "layer (params: alpha=0.5|search, search_tokens, weights=rtn|gptq)",
                      run_smoothquant};
 }
 

@@ -36,7 +36,9 @@ AlphaChoice search_smoothquant_alpha(const GroupOutputError& error, std::span<co
 
 // The "smoothquant" method of `stepdown quantize` (needs --calib). Parameters: alpha
 // (0.5, or "search" for a grid of 0.05 steps in [0.3, 0.9] chosen per linear group by its
-// output error), search_tokens (1024 sample rows per input). Meant for --scheme w8a8,
+// output error), search_tokens (1024 sample rows per input), weights (rtn, or gptq to
+// quantize the smoothed weights with GPTQ, as llm-compressor's W8A8 recipe pairs the
+// two). Meant for --scheme w8a8,
 // whose INT8_W8A8 weights run with per-token int8 activations. With another format the
 // activations stay f32, and a warning is logged.
 QuantMethod smoothquant_method();
