@@ -107,6 +107,11 @@ void product_rows(const MatmulProduct& product, int64_t row_begin, int64_t row_e
 
 void dot_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens, float* y,
               int64_t y_stride) {
+  if (w.dtype == DType::INT8_W8A8 || w.dtype == DType::INT8_OUTLIER || w.dtype == DType::FP8_E4M3_A8) {
+    // These quantize x themselves, so only matvec and matmul run them.
+    raise<InvalidArgument>("dot_rows: {} quantizes its activations in its own kernel; use matvec or matmul",
+                           dtype_name(w.dtype));
+  }
   if (is_stepdown_format(w.dtype)) {
     dot_rows_stepdown(w, row_begin, row_end, x, n_tokens, y, y_stride);
   } else if (is_block_quantized(w.dtype)) {

@@ -15,7 +15,8 @@ inline constexpr int64_t kMaxTokenTile = 8;
 // For r in [row_begin, row_end) and t < n_tokens (1 <= n_tokens <= kMaxTokenTile):
 //   y[t * y_stride + r] = W (rows, cols)[r] . x[t * w.cols .. (t + 1) * w.cols)
 // with x (n_tokens, cols). Weights are decoded exactly as dequantize_row decodes them; only
-// the order of the f32 summation differs from a sequential sum.
+// the order of the f32 summation differs from a sequential sum. Throws InvalidArgument for
+// INT8_W8A8, INT8_OUTLIER and FP8_E4M3_A8, whose kernels quantize x (matvec and matmul).
 void dot_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t n_tokens, float* y,
               int64_t y_stride);
 
