@@ -189,5 +189,25 @@ TEST(PlanTensors, StepdownFormatsFallBack) {
   EXPECT_NE(plans[2].note.find("172"), std::string::npos) << plans[2].note;
 }
 
+TEST(PlanTensors, OutputHeadKeepsF32Activations) {
+  const std::vector<TensorView> tensors = {{"token_embd.weight", DType::F32, {10, 256}},
+                                           {"output.weight", DType::F32, {10, 256}},
+                                           {"blk.0.attn_q.weight", DType::F32, {8, 256}}};
+  const auto dtypes = [&](const char* scheme, const std::vector<TensorOverride>& overrides) {
+    std::vector<DType> out;
+    for (const TensorPlan& p : plan_tensors(tensors, *find_scheme(scheme), overrides)) out.push_back(p.format->dtype);
+    return out;
+  };
+  EXPECT_EQ(dtypes("w8a8", {}), (std::vector<DType>{DType::INT8, DType::INT8, DType::INT8_W8A8}));
+  EXPECT_EQ(dtypes("int8-outlier", {}), (std::vector<DType>{DType::INT8, DType::INT8, DType::INT8_OUTLIER}));
+  EXPECT_EQ(dtypes("fp8-a8", {}), (std::vector<DType>{DType::FP8_E4M3, DType::FP8_E4M3, DType::FP8_E4M3_A8}));
+  EXPECT_EQ(dtypes("q8_0", {}), (std::vector<DType>(3, DType::Q8_0)));
+  // An override still decides.
+  EXPECT_EQ(dtypes("w8a8", {parse_override("output.weight=int8-w8a8")}),
+            (std::vector<DType>{DType::INT8, DType::INT8_W8A8, DType::INT8_W8A8}));
+  const std::vector<TensorPlan> plans = plan_tensors(tensors, *find_scheme("w8a8"), {});
+  EXPECT_NE(plans[1].note.find("output head"), std::string::npos) << plans[1].note;
+}
+
 }  // namespace
 }  // namespace stepdown::quant

@@ -133,6 +133,16 @@ bool override_matches(const TensorOverride& rule, std::string_view tensor_name) 
   return glob_match(rule.pattern, tensor_name);
 }
 
+const QuantFormat* output_head_format(const QuantFormat& planned, std::string_view tensor_name) {
+  if (tensor_name != "output.weight" && tensor_name != "token_embd.weight") return nullptr;
+  switch (planned.dtype) {
+    case DType::INT8_W8A8:
+    case DType::INT8_OUTLIER: return find_quant_format(DType::INT8);
+    case DType::FP8_E4M3_A8: return find_quant_format(DType::FP8_E4M3);
+    default: return nullptr;
+  }
+}
+
 std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, const Scheme& scheme,
                                      const std::vector<TensorOverride>& overrides) {
   const QuantFormat* weight_format = find_quant_format(scheme.weight_format);
@@ -165,6 +175,10 @@ std::vector<TensorPlan> plan_tensors(const std::vector<TensorView>& tensors, con
       if (plan.format != weight_format) {
         plan.note = "fallback: row length " + std::to_string(t.cols()) + " is not a multiple of " +
                     weight_format->name + "'s block of " + std::to_string(weight_format->block_elems);
+      }
+      if (const QuantFormat* twin = output_head_format(*plan.format, t.name)) {
+        plan.format = twin;
+        plan.note = "output head: weights only, activations stay f32";
       }
     }
     plans.push_back(std::move(plan));
