@@ -41,9 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["rtn", "gptq", "awq", "smoothquant", "outlier", "fp8", "mixed"]
 # Bit width -> stepdown schemes to try in order: the first registered one. Rows whose length
-# is not a multiple of 128 take the scheme's fallback (g64, then g32, then int8 or f16), so
-# SmolLM2's 576-wide q, k, v, o, gate and up rows are g64 and stories260K's 64-wide rows
-# are g64; the manifest lists each fallback. q4_0 is the GGUF type of that width.
+# is not a multiple of 128 take the scheme's fallback (g64, then g32, then int8 or f16).
+# So SmolLM2's 576-wide q, k, v, o, gate and up rows and stories260K's 64-wide rows are
+# g64, and the manifest lists each fallback. q4_0 is the GGUF type of that width.
 SCHEMES = {4: ["int4-g128", "int4-g64", "int4-g32", "q4_0"], 3: ["int3-g128", "int3-g64"]}
 # Methods that choose their own format and so run once, not per bit width.
 WIDTHLESS = {"fp8": "fp8", "smoothquant": "w8a8", "outlier": "int8-outlier"}

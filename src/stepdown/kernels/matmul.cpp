@@ -1,6 +1,7 @@
 #include "stepdown/kernels/matmul.h"
 
 #include <algorithm>
+#include <mutex>
 #include <vector>
 
 #include <cblas.h>
@@ -22,7 +23,7 @@ constexpr int64_t kRowGrain = 16;
 
 // Tokens from which f32 weights go through OpenBLAS's sgemm. On one AVX-512 core, in one
 // run, sgemm took a (1536, 576) x 512-token product at 142 GFLOP/s and dot_rows' register
-// tiles at 79. The threshold of 32 is a guess, not measured; below it dot_rows stays.
+// tiles at 79. The threshold of 32 is a guess, not measured. Below it dot_rows stays.
 constexpr int64_t kBlasMinTokens = 32;
 
 bool uses_blas(const WeightMatrix& w, int64_t n_tokens) {
@@ -176,9 +177,11 @@ void matmul_group(std::span<const MatmulProduct> products, const float* x, int64
 
   const QuantizedActivations* quantized = any_int8 ? &quantize_for_call(x, n_tokens, cols, pool) : nullptr;
   // The pool's threads each run one sgemm on their rows, so OpenBLAS must not start its
-  // own threads too: they would spin for the cores the pool is using.
+  // own threads too, because they would spin for the cores the pool is using. Set once,
+  // not on every prefill call; nothing in stepdown sets it higher.
+  static std::once_flag blas_single_threaded;
   if (std::any_of(products.begin(), products.end(), [&](const MatmulProduct& p) { return uses_blas(*p.w, n_tokens); })) {
-    openblas_set_num_threads(1);
+    std::call_once(blas_single_threaded, [] { openblas_set_num_threads(1); });
   }
 
   // One loop over the rows of every matrix, so a group costs one wait for the threads.

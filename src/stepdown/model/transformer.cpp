@@ -243,7 +243,8 @@ void Transformer::attention_heads_rows(int64_t layer, const Activations& xnorm, 
 }
 
 void Transformer::add_attention_output(int64_t layer, const Activations& heads, Activations& x) {
-  // X (T, D) += heads (T, Q) @ W_o^T (D, Q), normalized first where the model has a post-attention norm.
+  // X (T, D) += heads (T, Q) @ W_o^T (D, Q). A model with a post-attention norm (Gemma 3)
+  // normalizes the product before the add.
   const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
   project(w.attn_output, heads, proj_);
   if (!w.post_attention_norm.empty()) {
@@ -277,7 +278,8 @@ void Transformer::ffn_activation(int64_t layer, const Activations& xnorm, Activa
 }
 
 void Transformer::add_ffn_output(int64_t layer, const Activations& act, Activations& x) {
-  // X (T, D) += act (T, F) @ W_down^T (D, F), normalized first where the model has a post-FFN norm.
+  // X (T, D) += act (T, F) @ W_down^T (D, F). A model with a post-FFN norm (Gemma 3)
+  // normalizes the product before the add.
   const BlockWeights& w = weights_.blocks.at(static_cast<size_t>(layer));
   project(w.ffn_down, act, proj_);
   if (!w.post_ffw_norm.empty()) rms_norm_rows(proj_, w.post_ffw_norm, proj_, static_cast<float>(weights_.config.rms_eps));

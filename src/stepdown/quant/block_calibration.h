@@ -15,10 +15,11 @@
 //      after the last block).
 //
 // Peak memory: the f32 weights, the batch's block inputs X (N * L, D), one KV cache of L
-// positions, one Hessian per input the method asks it for (width^2 doubles, times the
-// pool's threads while it is summed), and one sequence's intermediates.
+// positions, one Hessian per input where the method requests one (width^2 doubles, times
+// the pool's threads while it is summed), and one sequence's intermediates.
 //
-// How AWQ plugs in: statistics() asks for abs_mean at each input. process_block computes
+// How a scale search such as AWQ's would plug in (NOTE: awq_method.cpp does not yet; it
+// searches on one float pass of quant/linear_inputs.h): statistics() requests abs_mean. process_block computes
 // the float output of the block on a subset of sequences with forward(), and for each
 // candidate scaling s of a group (q/k/v, gate/up, ...), writes round(W * s) / s into
 // weights(), runs forward() on the same sequences and compares the outputs (or an
@@ -38,9 +39,9 @@
 //   attn_norm -> q, k, v;  attn_heads -> o;  ffn_norm -> gate, up;  ffn_act -> down.
 // Each linear is computed once per token, except gate and up, which run a second time to
 // give down's quantized output to the next block.
-// NOTE: storing act (N * L, F) instead would save that second gate/up pass (a third of a
-// block's multiply-adds) but cost N * L * F floats, 400 MB for SmolLM2 at 128 x 512,
-// which is more than the propagation pass costs in time.
+// NOTE: storing act (N * L, F) instead would save that second gate/up pass, a third of a
+// block's multiply-adds. It would cost N * L * F floats, 400 MB for SmolLM2 at 128 x 512,
+// which would put peak RSS above 2x the f32 weights.
 // The sequential order holds the attention heads (N * L, Q) of the batch while o is
 // calibrated, besides X.
 #include <array>
@@ -192,10 +193,10 @@ class BlockCalibrator {
   void propagate(int64_t layer);
   // One block in the sequential order, from collecting attn_norm to propagating.
   void run_sequential(int64_t layer, BlockMethod& method, Progress& progress);
-  // Allocates the statistics `method` asks for at `input` of `layer` (none when it asks
-  // for nothing) and resets every other input's. Returns whether any are asked for.
+  // Allocates the statistics `method` requests at `input` of `layer` (none when it
+  // requests nothing there). Returns whether it requests any.
   bool begin_statistics(int64_t layer, const BlockMethod& method, LinearInput input);
-  // Adds x (T, width) to the statistics of `input`, when any are asked for.
+  // Adds x (T, width) to the statistics of `input`, when any are requested.
   void accumulate_input(LinearInput input, const model::Activations& x);
   void finish_all_statistics();
   // seq (L, width) = rows of sequence s in `batch` (N * L, width), and back.

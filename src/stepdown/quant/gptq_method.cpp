@@ -134,7 +134,7 @@ class GptqBlockMethod : public BlockMethod {
         gptq_quantize(w, block.rows(linear), block.cols(linear), std::move(h), target.dtype, options_, block.pool());
     std::copy(result.dequantized.begin(), result.dequantized.end(), w.begin());
     if (result.damp != options_.damp) {
-      spdlog::warn("{}: GPTQ needed damp {} (asked {})", name, result.damp, options_.damp);
+      spdlog::warn("{}: GPTQ needed damp {} (requested {})", name, result.damp, options_.damp);
     }
     output_.manifest["layers"][name] = {{"format", target.name},
                                         {"damp", result.damp},
