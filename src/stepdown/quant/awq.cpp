@@ -76,7 +76,7 @@ std::vector<float> normalized_mean_abs_columns(const std::vector<const FloatMatr
   return mean;
 }
 
-AlphaChoice search_awq_alpha(const GroupOutputError& error, std::span<const float> mean_abs_input,
+AlphaChoice search_awq_alpha(const ScaleError& error, std::span<const float> mean_abs_input,
                              std::span<const float> mean_abs_weight, const AwqOptions& options,
                              const HeadSharing* heads) {
   if (options.grid <= 0) raise<InvalidArgument>("AWQ alpha grid must be positive, got {}", options.grid);
@@ -99,7 +99,7 @@ AlphaChoice search_awq_alpha(const GroupOutputError& error, std::span<const floa
   for (float alpha : alphas) {
     std::vector<float> shared = awq_scales(input_statistic, weight_statistic, alpha);
     std::vector<float> scales = heads != nullptr ? expand_shared_heads(shared, *heads) : shared;
-    const double e = error.evaluate(scales);
+    const double e = error(scales);
     best.errors.push_back(e);
     // Strictly smaller, so ties keep the smaller alpha; a NaN error is never chosen.
     if (e < best_error || best.scales.empty()) {

@@ -3,9 +3,11 @@
 // each input channel j of a linear group by s_j = mean|x_j|^alpha before round-to-nearest,
 // so that channels with large activations keep more precision, and fold 1/s into the
 // layer that produces x (see channel_scaling.h). alpha is searched on a grid of `grid`
-// values in [0, 1) per group by the group's quantized output error. alpha = 0 gives s = 1,
-// plain RTN, so the chosen scales never measure worse than RTN on the calibration sample.
+// values in [0, 1) per group; the "awq" method measures each candidate by the output
+// error of the whole block (awq_method.cpp). alpha = 0 gives s = 1, plain RTN, so the
+// chosen scales never measure worse than RTN on the calibration sample.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -42,9 +44,12 @@ std::vector<float> awq_scales(std::span<const float> mean_abs_input, std::span<c
 // statistic of duo scaling; an all-zero row counts as zeros.
 std::vector<float> normalized_mean_abs_columns(const std::vector<const FloatMatrix*>& weights);
 
+// The error of a candidate scaling s (C), lower is better.
+using ScaleError = std::function<double(std::span<const float> scales)>;
+
 struct AlphaChoice {
   float alpha = 0.0f;
-  std::vector<double> errors;       // (grid) GroupOutputError at alpha = i / grid
+  std::vector<double> errors;       // (grid) the ScaleError at alpha = i / grid
   std::vector<float> scales;        // (C) the group's input width
   std::vector<float> shared_scales; // (K) scales per kv channel when heads share, else empty
 };
@@ -53,7 +58,7 @@ struct AlphaChoice {
 // the smallest error; ties keep the smaller alpha. With `heads` set, the input is the
 // attention heads (Q wide) and the scales are computed per kv channel from the statistics
 // averaged over the query heads sharing it, then repeated, so they can be folded into v.
-AlphaChoice search_awq_alpha(const GroupOutputError& error, std::span<const float> mean_abs_input,
+AlphaChoice search_awq_alpha(const ScaleError& error, std::span<const float> mean_abs_input,
                              std::span<const float> mean_abs_weight, const AwqOptions& options,
                              const HeadSharing* heads = nullptr);
 

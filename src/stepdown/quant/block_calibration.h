@@ -18,13 +18,12 @@
 // positions, one Hessian per input where the method requests one (width^2 doubles, times
 // the pool's threads while it is summed), and one sequence's intermediates.
 //
-// How a scale search such as AWQ's would plug in (NOTE: awq_method.cpp does not yet; it
-// searches on one float pass of quant/linear_inputs.h): statistics() requests abs_mean. process_block computes
-// the float output of the block on a subset of sequences with forward(), and for each
-// candidate scaling s of a group (q/k/v, gate/up, ...), writes round(W * s) / s into
-// weights(), runs forward() on the same sequences and compares the outputs (or an
-// intermediate such as "attn_out" or "ffn_out" through the observer), restores W, and keeps
-// the best s. It then folds 1/s into the norm in block() and scaled, quantized weights into
+// How a scale search plugs in (awq_method.cpp): statistics() requests abs_mean.
+// process_block computes the float output of the block on a subset of sequences with
+// forward(), capturing the linears' inputs through the observer. For each candidate scaling
+// s of a group (q/k/v, gate/up, ...), it writes Q(W diag(s)) diag(1/s) into weights(), runs
+// forward() on the same sequences and compares the outputs, and keeps the best s. It then
+// folds 1/s into the norms in block() and leaves the dequantized, scaled weights in
 // weights(). GPTQ asks for the Hessian and writes its dequantized result into weights().
 //
 // Linears read these inputs: q, k, v read "attn_norm"; o reads "attn_heads"; gate and

@@ -1,7 +1,8 @@
 #pragma once
-// The working state of an activation-aware method (AWQ, SmoothQuant): the calibration
-// statistics of every block's linear inputs, from the float model, and f32 copies of the
-// tensors the method rewrites, which become MethodOutput entries.
+// The working state of the methods that calibrate on the float model's activations
+// (SmoothQuant, the outlier split, FP8's static scales): the calibration statistics of
+// every block's linear inputs, and f32 copies of the tensors the method rewrites, which
+// become MethodOutput entries. AWQ and GPTQ use the block driver (block_calibration.h).
 #include <map>
 #include <memory>
 #include <span>

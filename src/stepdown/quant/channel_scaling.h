@@ -3,8 +3,9 @@
 // one input X (T, C), the weights become W' = W diag(s) and the input X' = X diag(1/s),
 // so X' W'^T = X W^T in exact arithmetic. The 1/s is folded into whatever produces X:
 // the RMSNorm weight before q/k/v or gate/up, the rows of v before o, the rows of up
-// before down. This file contains the folding steps and the measure the scale searches
-// minimize: the output error of the group once its weights are quantized.
+// before down. This file contains the folding steps and the measure SmoothQuant's scale
+// search minimizes: the output error of the group once its weights are quantized. (AWQ
+// measures the whole block's output instead; see awq_method.cpp.)
 #include <cstdint>
 #include <span>
 #include <string>
