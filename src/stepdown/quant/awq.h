@@ -3,7 +3,7 @@
 // each input channel j of a linear group by s_j = mean|x_j|^alpha before round-to-nearest,
 // so that channels with large activations keep more precision, and fold 1/s into the
 // layer that produces x (see channel_scaling.h). alpha is searched on a grid of `grid`
-// values in [0, 1) per group; the "awq" method measures each candidate by the output
+// values in [0, 1) per group. The "awq" method measures each candidate by the output
 // error of the whole block (awq_method.cpp). alpha = 0 gives s = 1, plain RTN, so the
 // chosen scales never measure worse than RTN on the calibration sample.
 #include <cstdint>
@@ -70,8 +70,9 @@ double clip_weights(FloatMatrix& w, DType dtype, const model::Activations& x, co
                     ThreadPool& pool);
 
 // The "awq" method of `stepdown quantize` (needs --calib). Parameters: alpha (fixed, in
-// [0, 1]), grid (20), duo_scaling (0), clip (1), search_tokens (1024 sample rows per
-// input), clip_tokens (128).
+// [0, 1]), grid (20), duo_scaling (0), clip (1), search_tokens (1024: the block's output
+// error is measured on the first ceil(search_tokens / seq_len) calibration sequences),
+// clip_tokens (128 rows, evenly spaced over those sequences).
 QuantMethod awq_method();
 
 }  // namespace stepdown::quant
