@@ -324,7 +324,7 @@ TEST(AwqModel, BlockErrorMatchesStoredModel) {
   EXPECT_NEAR(mse, searched, 0.01 * searched);
 }
 
-TEST(AwqModel, RejectsUnknownParameterAndMissingCalibration) {
+TEST(AwqModel, RejectsBadParametersAndMissingCalibration) {
   test::ScratchDir dir("awq_params");
   QuantizeOptions options;
   options.model = test::stories_model();
@@ -334,9 +334,16 @@ TEST(AwqModel, RejectsUnknownParameterAndMissingCalibration) {
   options.method = "awq";
   EXPECT_THROW(quantize_model(options), InvalidArgument);  // no --calib
   options.calibration = test::write_text(dir / "calib.txt", test::kCalibrationStory, 1);
-  options.method_params = {{"alpah", "0.5"}};
-  EXPECT_THROW(quantize_model(options), InvalidArgument);
-  EXPECT_FALSE(std::filesystem::exists(options.output));
+  const std::vector<std::pair<std::string, std::string>> rejected = {
+      {"alpah", "0.5"}, {"alpha", "2"},   {"alpha", "nan"},          {"grid", "0"},
+      {"grid", "2.5"},  {"grid", "abc"},  {"clip", "-1"},            {"duo_scaling", "2"},
+      {"search_tokens", "0"}, {"clip_tokens", "1e300"},
+  };
+  for (const auto& [key, value] : rejected) {
+    options.method_params = {{key, value}};
+    EXPECT_THROW(quantize_model(options), InvalidArgument) << key << "=" << value;
+    EXPECT_FALSE(std::filesystem::exists(options.output)) << key << "=" << value;
+  }
 }
 
 // AWQ at 4 bits (q4_0, groups of 32, because stories260K's 64-wide rows hold no group of

@@ -40,25 +40,44 @@ struct AwqSettings {
   int64_t search_tokens = 1024;
 };
 
+// An integer parameter in [1, 2^40], or `fallback` when absent.
+int64_t count_param(const MethodContext& ctx, const std::string& key, int64_t fallback) {
+  const double value = method_param_number(ctx, "awq", key, static_cast<double>(fallback));
+  if (!(value >= 1.0 && value <= 1099511627776.0) || value != std::floor(value)) {
+    raise<InvalidArgument>("--method-param {}={}: expected a positive integer for method 'awq'", key,
+                           ctx.options.method_params.at(key));
+  }
+  return static_cast<int64_t>(value);
+}
+
+// A 0/1 switch, or `fallback` when absent.
+bool switch_param(const MethodContext& ctx, const std::string& key, bool fallback) {
+  const double value = method_param_number(ctx, "awq", key, fallback ? 1.0 : 0.0);
+  if (value != 0.0 && value != 1.0) {
+    raise<InvalidArgument>("--method-param {}={}: expected 0 or 1 for method 'awq'", key,
+                           ctx.options.method_params.at(key));
+  }
+  return value == 1.0;
+}
+
 AwqSettings parse_awq_settings(const MethodContext& ctx) {
   check_method_params(ctx, "awq", kAwqParams);
   AwqSettings settings;
   AwqOptions& options = settings.options;
-  options.grid = static_cast<int64_t>(method_param_number(ctx, "awq", "grid", 20));
-  options.duo_scaling = method_param_number(ctx, "awq", "duo_scaling", 0) != 0;
+  options.grid = count_param(ctx, "grid", 20);
+  options.duo_scaling = switch_param(ctx, "duo_scaling", false);
   // Clipping is on by default, as in the AWQ authors' code (docs/quantize.md has what it
   // adds on stories260K and SmolLM2).
-  options.clip = method_param_number(ctx, "awq", "clip", 1) != 0;
-  options.clip_tokens = static_cast<int64_t>(method_param_number(ctx, "awq", "clip_tokens", 128));
-  settings.search_tokens = static_cast<int64_t>(method_param_number(ctx, "awq", "search_tokens", 1024));
+  options.clip = switch_param(ctx, "clip", true);
+  options.clip_tokens = count_param(ctx, "clip_tokens", 128);
+  settings.search_tokens = count_param(ctx, "search_tokens", 1024);
   if (ctx.options.method_params.contains("alpha")) {
     const double alpha = method_param_number(ctx, "awq", "alpha", 0);
-    if (!(alpha >= 0.0 && alpha <= 1.0)) raise<InvalidArgument>("--method-param alpha={}: expected [0, 1]", alpha);
+    if (!(alpha >= 0.0 && alpha <= 1.0)) {
+      raise<InvalidArgument>("--method-param alpha={}: expected a number in [0, 1]",
+                             ctx.options.method_params.at("alpha"));
+    }
     options.alpha = static_cast<float>(alpha);
-  }
-  if (options.grid <= 0 || options.clip_tokens <= 0 || settings.search_tokens <= 0) {
-    raise<InvalidArgument>("--method-param grid, clip_tokens and search_tokens must be positive, got {}, {} and {}",
-                           options.grid, options.clip_tokens, settings.search_tokens);
   }
   return settings;
 }
