@@ -126,7 +126,8 @@ TEST(AwqAlphaSearch, PicksMinimumOfIndependentErrors) {
   ThreadPool pool(2);
   const GroupOutputError error({{"w", &c.w, DType::Q4_0}}, c.x, pool);
   AwqOptions options;
-  const AlphaChoice choice = search_awq_alpha([&](std::span<const float> s) { return error.evaluate(s); }, c.mean_abs, {}, options);
+  const ScaleError group_error = [&](std::span<const float> s) { return error.evaluate(s); };
+  const AlphaChoice choice = search_awq_alpha(group_error, c.mean_abs, {}, options);
   ASSERT_EQ(choice.errors.size(), 20u);
 
   size_t naive_best = 0;
@@ -149,7 +150,8 @@ TEST(AwqAlphaSearch, FixedAlphaEvaluatesOnce) {
   const GroupOutputError error({{"w", &c.w, DType::Q4_1}}, c.x, pool);
   AwqOptions options;
   options.alpha = 0.25f;
-  const AlphaChoice choice = search_awq_alpha([&](std::span<const float> s) { return error.evaluate(s); }, c.mean_abs, {}, options);
+  const ScaleError group_error = [&](std::span<const float> s) { return error.evaluate(s); };
+  const AlphaChoice choice = search_awq_alpha(group_error, c.mean_abs, {}, options);
   ASSERT_EQ(choice.errors.size(), 1u);
   EXPECT_FLOAT_EQ(choice.alpha, 0.25f);
   EXPECT_NEAR(choice.errors[0], test::naive_output_error(c.w, c.x, choice.scales, DType::Q4_1),
@@ -161,7 +163,8 @@ TEST(AwqAlphaSearch, SharedHeadScalesRepeatPerQueryHead) {
   const OutlierCase c;
   ThreadPool pool(1);
   const GroupOutputError error({{"o", &c.w, DType::Q4_0}}, c.x, pool);
-  const AlphaChoice choice = search_awq_alpha([&](std::span<const float> s) { return error.evaluate(s); }, c.mean_abs, {}, AwqOptions{}, &heads);
+  const ScaleError group_error = [&](std::span<const float> s) { return error.evaluate(s); };
+  const AlphaChoice choice = search_awq_alpha(group_error, c.mean_abs, {}, AwqOptions{}, &heads);
   ASSERT_EQ(choice.shared_scales.size(), 32u);
   ASSERT_EQ(choice.scales.size(), 64u);
   for (int64_t h = 0; h < 4; ++h) {

@@ -194,7 +194,7 @@ class AwqBlockMethod : public BlockMethod {
   // Y and the linears' inputs on the searched sequences, and a copy of W, all with the
   // block's float weights.
   void capture_reference(BlockContext& block, BlockState& state) {
-    block.forward(0, state.sequences, state.reference, [&](int64_t, std::string_view name, const model::Activations& x) {
+    const auto keep_inputs = [&](int64_t, std::string_view name, const model::Activations& x) {
       for (const LinearInput input : kLinearInputs) {
         if (name != input_name(input)) continue;
         model::Activations& kept = state.inputs[static_cast<size_t>(input)];
@@ -202,7 +202,8 @@ class AwqBlockMethod : public BlockMethod {
         kept.resize(rows + x.rows, x.cols);
         std::copy(x.data.begin(), x.data.end(), kept.data.begin() + rows * x.cols);
       }
-    });
+    };
+    block.forward(0, state.sequences, state.reference, keep_inputs);
     for (const Linear linear : kLinears) {
       const std::span<const float> w = block.weights(linear);
       state.weights[static_cast<size_t>(linear)] = {block.rows(linear), block.cols(linear), {w.begin(), w.end()}};
@@ -263,7 +264,9 @@ class AwqBlockMethod : public BlockMethod {
   // W diag(s) for every member and 1/s into the layer before, in the block and the output.
   void fold_scales(BlockContext& block, BlockState& state) {
     for (size_t g = 0; g < kGroups.size(); ++g) {
-      for (const Linear linear : kGroups[g].members) scale_columns(state.weights[static_cast<size_t>(linear)], state.scales[g]);
+      for (const Linear linear : kGroups[g].members) {
+        scale_columns(state.weights[static_cast<size_t>(linear)], state.scales[g]);
+      }
     }
     model::BlockWeights& weights = block.block();
     divide_elements(weights.attn_norm, state.scales[0]);
@@ -376,8 +379,8 @@ MethodOutput run_awq(const MethodContext& ctx) {
   if (!options.calibration) {
     raise<InvalidArgument>("--method awq needs calibration data: give --calib FILE (traffic JSONL or plain text)");
   }
-  const CalibrationData data =
-      load_calibration_data(ctx.model, *options.calibration, {options.calib_samples, options.calib_seq_len, options.seed});
+  const CalibrationOptions sampling{options.calib_samples, options.calib_seq_len, options.seed};
+  const CalibrationData data = load_calibration_data(ctx.model, *options.calibration, sampling);
   nlohmann::json calibration = data.to_json();
   calibration["file"] = options.calibration->string();
   calibration["sequences"] = data.samples;
