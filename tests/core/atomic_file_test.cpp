@@ -87,6 +87,22 @@ TEST(AtomicFileWriter, FolderAsTargetIsRejected) {
   EXPECT_THROW(AtomicFileWriter{std::filesystem::temp_directory_path()}, InvalidArgument);
 }
 
+TEST(CheckOutputPath, FileAsParentFolderIsNamed) {
+  const std::filesystem::path dir = fresh_dir("stepdown_parent_file");
+  std::ofstream(dir / "calib.txt") << "text";
+  try {
+    check_output_path(dir / "calib.txt" / "x.gguf");
+    FAIL() << "expected an error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("calib.txt is a file, not a folder"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(check_output_path(dir / "missing" / "x.gguf"), IoError);
+  EXPECT_THROW(check_output_path(dir), InvalidArgument);
+  EXPECT_NO_THROW(check_output_path(dir / "x.gguf"));
+  EXPECT_NO_THROW(check_output_path("x.gguf"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CheckOutputIsNotInput, RejectsSameFile) {
   const std::filesystem::path dir = fresh_dir("stepdown_same_file");
   std::ofstream(dir / "model.bin") << "weights";

@@ -340,7 +340,7 @@ TEST(AwqModel, RejectsBadParametersAndMissingCalibration) {
   const std::vector<std::pair<std::string, std::string>> rejected = {
       {"alpah", "0.5"}, {"alpha", "2"},   {"alpha", "nan"},          {"grid", "0"},
       {"grid", "2.5"},  {"grid", "abc"},  {"clip", "-1"},            {"duo_scaling", "2"},
-      {"search_tokens", "0"}, {"clip_tokens", "1e300"},
+      {"search_tokens", "0"}, {"clip_tokens", "1e300"}, {"grid", "100000000"},
   };
   for (const auto& [key, value] : rejected) {
     options.method_params = {{key, value}};

@@ -275,6 +275,22 @@ TEST(BlockCalibration, MappedWeightsAreRejected) {
   EXPECT_THROW(run_block_calibration(weights, random_batch(1, 8, 1), method, pool), InvalidArgument);
 }
 
+TEST(BlockCalibration, SequencesLongerThanContextAreRejected) {
+  const io::ModelFile file = io::open_model_file(stories_path());
+  model::ModelWeights weights = model::load_weights(file, model::WeightConversion::F32);
+  ThreadPool pool(1);
+  RecordingMethod method(false);
+  const int64_t context = weights.config.context_length;
+  ASSERT_GT(context, 0);
+  try {
+    run_block_calibration(weights, random_batch(1, context + 1, 1), method, pool);
+    FAIL() << "a sequence of context + 1 tokens was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(context + 1) + " tokens"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--calib-seq-len"), std::string::npos) << e.what();
+  }
+}
+
 TEST(BlockCalibration, MissingStatisticsAreAnError) {
   class AsksNothing : public BlockMethod {
    public:

@@ -74,15 +74,21 @@ void unregister_temp_file(int slot) {
 
 }  // namespace
 
-AtomicFileWriter::AtomicFileWriter(std::filesystem::path target) : target_(std::move(target)) {
+void check_output_path(const std::filesystem::path& target) {
   std::error_code ec;
-  if (!target_.has_filename() || std::filesystem::is_directory(target_, ec)) {
-    raise<InvalidArgument>("output '{}' is a folder; expected a file path", target_.string());
+  if (!target.has_filename() || std::filesystem::is_directory(target, ec)) {
+    raise<InvalidArgument>("output '{}' is a folder; expected a file path", target.string());
   }
-  const std::filesystem::path parent = target_.parent_path();
-  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
-    raise<IoError>("{}: cannot create: folder {} does not exist", target_.string(), parent.string());
+  const std::filesystem::path parent = target.parent_path();
+  if (parent.empty() || std::filesystem::is_directory(parent, ec)) return;
+  if (std::filesystem::exists(parent, ec)) {
+    raise<IoError>("{}: cannot create: {} is a file, not a folder", target.string(), parent.string());
   }
+  raise<IoError>("{}: cannot create: folder {} does not exist", target.string(), parent.string());
+}
+
+AtomicFileWriter::AtomicFileWriter(std::filesystem::path target) : target_(std::move(target)) {
+  check_output_path(target_);
   std::random_device random;
   temp_ = target_;
   temp_ += fmt::format(".tmp{:08x}", random());

@@ -32,6 +32,11 @@ class AtomicFileWriter {
   int temp_slot_ = -1;  // entry in the signal handler's list of temporary files
 };
 
+// Throws InvalidArgument when `target` is a folder, and IoError when its parent folder
+// is missing or is a file. AtomicFileWriter checks this itself. A command that runs long
+// before it writes calls it first, so a bad path fails before the work.
+void check_output_path(const std::filesystem::path& target);
+
 // Writes `text` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view text);
 

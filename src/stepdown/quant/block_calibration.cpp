@@ -235,6 +235,11 @@ BlockCalibrator::BlockCalibrator(model::ModelWeights& weights, const Calibration
     raise<InvalidArgument>("calibration data has {} tokens for {} sequences of {}; expected samples * seq_len",
                            data.tokens.size(), data.samples, data.seq_len);
   }
+  const int64_t context = weights.config.context_length;
+  if (context > 0 && data.seq_len > context) {
+    raise<InvalidArgument>("calibration sequences have {} tokens but the model's context is {}; lower --calib-seq-len",
+                           data.seq_len, context);
+  }
   for (int64_t layer = 0; layer < weights.config.n_layers; ++layer) {
     for (const Linear linear : kLinears) {
       owned_f32(matrix_of(weights.blocks[static_cast<size_t>(layer)], linear), linear_tensor_name(layer, linear));

@@ -119,6 +119,7 @@ std::filesystem::path manifest_path_for(const std::filesystem::path& output) {
 }
 
 QuantizeResult quantize_model(const QuantizeOptions& options) {
+  check_output_path(options.output);
   const Scheme* scheme = find_scheme(options.scheme);
   if (scheme == nullptr) {
     std::string known;
