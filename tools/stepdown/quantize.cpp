@@ -93,7 +93,7 @@ int run_quantize(const QuantizeArgs& args) {
 
 const bool registered = register_command("quantize", [](CLI::App& app, int& exit_code) {
   auto args = std::make_shared<QuantizeArgs>();
-  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a model with round-to-nearest and write it as GGUF");
+  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a model by round-to-nearest or a calibrated --method, and write it as GGUF");
   cmd->add_option("model", args->model, "Model: a GGUF file, a llama2.c checkpoint or a Hugging Face directory")
       ->required();
   std::string schemes;
