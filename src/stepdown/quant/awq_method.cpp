@@ -7,7 +7,7 @@
 //      its unscaled input once 1/s is folded into the layer before it. The block runs
 //      again, and the alpha with the least mean squared error against Y wins. The group
 //      keeps its chosen quantized weights while the later groups search, so each search
-//      sees the error the earlier ones left.
+//      measures the error the earlier ones left.
 //   3. Fold: W diag(s) for every member, 1/s into the norm (or into v's rows for o, up's
 //      rows for down). The block now holds the dequantized weights it will be stored with.
 //   4. Clip: each linear's ratios per (row, group) come from its own output error on the
@@ -316,9 +316,9 @@ class AwqBlockMethod : public BlockMethod {
       const double ratio = clip_weights(clipped, dtype, x, settings_.options, block.pool());
       store(block, state, linear, clipped);
       const double error = block_output_error(block, state);
-      const bool kept = error < block_error;
-      state.record["clip"][linear_tensor_name(block.layer(), linear)] = {{"mean_ratio", ratio}, {"kept", kept}};
-      if (kept) {
+      const bool lowers_error = error < block_error;
+      state.record["clip"][linear_tensor_name(block.layer(), linear)] = {{"mean_ratio", ratio}, {"kept", lowers_error}};
+      if (lowers_error) {
         block_error = error;
       } else {
         store(block, state, linear, unclipped);

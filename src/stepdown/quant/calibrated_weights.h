@@ -1,8 +1,9 @@
 #pragma once
-// The working state of the methods that calibrate on the float model's activations
-// (SmoothQuant, the outlier split, FP8's static scales): the calibration statistics of
-// every block's linear inputs, and f32 copies of the tensors the method rewrites, which
-// become MethodOutput entries. AWQ and GPTQ use the block driver (block_calibration.h).
+// The working state of the methods that calibrate on the float model's activations:
+// SmoothQuant, the outlier split and FP8's static scales. It contains the calibration
+// statistics of every block's linear inputs, and f32 copies of the tensors the method
+// rewrites, which become MethodOutput entries. AWQ and GPTQ use the block driver
+// (block_calibration.h) instead.
 #include <map>
 #include <memory>
 #include <span>
